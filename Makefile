@@ -1,0 +1,32 @@
+# The two commands that matter: `make run` and `make test`. Both install what they need.
+VENV ?= .venv
+PYTHON ?= python3
+
+.PHONY: run test lint format tools bench install
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	scripts/run.sh
+
+tools:
+	scripts/install-tools.sh
+
+test: install tools
+	scripts/test.sh
+
+lint: install
+	$(VENV)/bin/ruff check app tests bench wsgi.py
+	$(VENV)/bin/ruff format --check app tests bench wsgi.py
+
+format: install
+	$(VENV)/bin/ruff format app tests bench wsgi.py
+
+bench: install
+	$(VENV)/bin/python bench/blob_throughput.py

@@ -1,0 +1,65 @@
+"""Cargohold: a multi-tenant, OCI-native artifact registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+from flask_migrate import Migrate
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from app.config import Settings
+from app.models import db
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # WAL lets readers and the writer of several gunicorn workers proceed together;
+    # busy_timeout turns lock contention into a short wait instead of an error.
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cur = dbapi_connection.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app.config["SQLALCHEMY_DATABASE_URI"] = settings.resolved_database_url()
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
+    app.config["SECRET_KEY"] = settings.resolved_token_key()
+    # Blob bodies stream through request.stream; nothing may read them into form data.
+    app.config["MAX_FORM_MEMORY_SIZE"] = 1024 * 1024
+
+    db.init_app(app)
+    Migrate(app, db, directory=str(MIGRATIONS))
+
+    from app.auth.tokens import TokenIssuer
+    from app.identity.local import LocalIdentity
+    from app.storage import create_store
+
+    app.extensions["cargohold.settings"] = settings
+    app.extensions["cargohold.store"] = create_store(settings)
+    app.extensions["cargohold.identity"] = LocalIdentity()
+    app.extensions["cargohold.tokens"] = TokenIssuer(
+        key=settings.resolved_token_key(),
+        service=settings.service,
+        ttl=settings.token_ttl,
+        refresh_ttl=settings.refresh_ttl,
+    )
+
+    from app.auth.routes import bp as auth_bp
+    from app.cli import register as register_cli
+    from app.oci.routes import bp as oci_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(oci_bp)
+    register_cli(app)
+    return app

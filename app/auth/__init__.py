@@ -1,0 +1,1 @@
+"""The token service (Docker token specification) and request authentication."""

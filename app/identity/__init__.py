@@ -1,0 +1,13 @@
+"""The IdentityProvider port: turn presented credentials into a user, whoever vouches for them."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from app.models import User
+
+
+class IdentityProvider(Protocol):
+    def authenticate(self, username: str, password: str) -> User | None: ...
+
+    def set_password(self, user: User, password: str) -> None: ...

@@ -1,0 +1,410 @@
+"""/v2 routes. Repository names contain slashes, so one route parses the path from its end."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, current_app, jsonify, request, send_file
+
+from app.auth.credentials import current_caller, unauthorized
+from app.models import db
+from app.oci.guard import authorize, may
+from app.registry import blobs, catalog, manifest_store, repositories, uploads
+from app.registry.digests import CHUNK
+from app.registry.errors import RegistryError
+from app.registry.manifests import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX
+from app.registry.names import RepoName, parse_repository
+
+bp = Blueprint("oci", __name__)
+API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
+
+
+def _store():
+    return current_app.extensions["cargohold.store"]
+
+
+@bp.errorhandler(RegistryError)
+def _registry_error(exc: RegistryError):
+    resp = jsonify(exc.body())
+    resp.status_code = exc.status
+    resp.headers.update({k: v for k, v in exc.headers.items() if v})
+    return resp
+
+
+@bp.after_request
+def _api_version(resp: Response) -> Response:
+    resp.headers.update(API_VERSION)
+    return resp
+
+
+def _body_chunks() -> Iterator[bytes]:
+    stream = request.stream
+    while chunk := stream.read(CHUNK):
+        yield chunk
+
+
+def _int_arg(name: str) -> int | None:
+    value = request.args.get(name)
+    if value is None or value == "":
+        return None
+    if not value.isdigit():
+        raise RegistryError("UNSUPPORTED", f"{name} must be a non-negative integer", status=400)
+    return int(value)
+
+
+def _next_link(path: str, n: int, last: str) -> str:
+    return f'<{path}?{urlencode({"n": n, "last": last})}>; rel="next"'
+
+
+def _paginate(path: str, fetch: Callable[[str | None, int | None], list[str]]):
+    n, last = _int_arg("n"), request.args.get("last") or None
+    if n == 0:
+        return [], None
+    items = fetch(last, n + 1 if n else None)
+    if n is not None and len(items) > n:
+        items = items[:n]
+        return items, _next_link(path, n, items[-1])
+    return items, None
+
+
+# ---- base and catalog -----------------------------------------------------------------------
+
+
+@bp.route("/v2/", methods=["GET", "HEAD"])
+def base():
+    if request.headers.get("Authorization") is None:
+        # Clients learn the token realm from this challenge, even for anonymous pulls.
+        raise unauthorized("authentication required")
+    current_caller()  # refuses bad credentials
+    return jsonify({})
+
+
+@bp.route("/v2/_catalog", methods=["GET", "HEAD"])
+def catalog_list():
+    caller = current_caller()
+    if caller.access is not None and ("registry", "catalog") not in caller.access:
+        raise unauthorized(
+            "token does not grant the catalog", scope="registry:catalog:*", error="insufficient_scope"
+        )
+    names, link = _paginate(
+        "/v2/_catalog", lambda last, limit: catalog.visible_names(caller.principal, last, limit)
+    )
+    resp = jsonify({"repositories": names})
+    if link:
+        resp.headers["Link"] = link
+    return resp
+
+
+# ---- manifests ------------------------------------------------------------------------------
+
+
+def _accepts(stored: str) -> bool:
+    """Old clients that cannot read an index must not be handed one (as Distribution does)."""
+    accept = request.headers.getlist("Accept")
+    wanted = {a.split(";")[0].strip() for h in accept for a in h.split(",")}
+    if stored not in INDEX_TYPES or not wanted & set(MANIFEST_TYPES):
+        return True
+    return bool(wanted & {stored, *INDEX_TYPES, "*/*", "application/*"})
+
+
+def get_manifest(name: RepoName, reference: str):
+    authorize("pull", name)
+    repo = repositories.require(name)
+    manifest = manifest_store.find(repo, reference)
+    if not _accepts(manifest.media_type):
+        raise RegistryError(
+            "MANIFEST_UNKNOWN",
+            f"{reference} is an image index ({manifest.media_type}) and the request's Accept "
+            "header does not allow one",
+        )
+    headers = {
+        "Docker-Content-Digest": manifest.digest,
+        "ETag": f'"{manifest.digest}"',
+        "Content-Type": manifest.media_type,
+    }
+    if request.if_none_match.contains(manifest.digest):
+        return Response(status=304, headers=headers)
+    if request.method == "HEAD":
+        headers["Content-Length"] = str(manifest.size)
+        return Response(status=200, headers=headers)
+    with _store().open(manifest.digest) as f:
+        body = f.read()
+    return Response(body, status=200, headers=headers)
+
+
+def _read_manifest_body() -> bytes:
+    limit = current_app.extensions["cargohold.settings"].max_manifest_bytes
+    too_big = RegistryError("MANIFEST_INVALID", f"manifest exceeds {limit} bytes", status=413)
+    if (request.content_length or 0) > limit:
+        raise too_big
+    body = request.stream.read(limit + 1)
+    if len(body) > limit:
+        raise too_big
+    return body
+
+
+def put_manifest(name: RepoName, reference: str):
+    authorize("push", name)
+    body = _read_manifest_body()
+    repo = repositories.ensure(name)
+    manifest, parsed = manifest_store.put(
+        _store(),
+        repo,
+        reference,
+        body,
+        request.headers.get("Content-Type"),
+        request.args.getlist("tag"),
+    )
+    resp = Response(status=201)
+    resp.headers["Location"] = f"/v2/{name.full}/manifests/{manifest.digest}"
+    resp.headers["Docker-Content-Digest"] = manifest.digest
+    if parsed.subject:
+        resp.headers["OCI-Subject"] = parsed.subject.digest
+    return resp
+
+
+def delete_manifest(name: RepoName, reference: str):
+    authorize("delete", name)
+    manifest_store.delete_reference(repositories.require(name), reference)
+    return Response(status=202)
+
+
+# ---- blobs ----------------------------------------------------------------------------------
+
+
+def get_blob(name: RepoName, digest: str):
+    authorize("pull", name)
+    blobs.check_digest(digest)
+    repo = repositories.require(name)
+    store = _store()
+    size = blobs.linked_size(repo, digest)
+    if size is None or store.stat(digest) is None:
+        raise RegistryError("BLOB_UNKNOWN", f"blob {digest} is not in repository {name.full}")
+    headers = {"Docker-Content-Digest": digest}
+    if url := store.redirect_url(digest):
+        return Response(status=307, headers={**headers, "Location": url})
+    if request.method == "HEAD":
+        return Response(
+            status=200,
+            headers={
+                **headers,
+                "Content-Length": str(size),
+                "Content-Type": "application/octet-stream",
+                "ETag": f'"{digest}"',
+                "Accept-Ranges": "bytes",
+            },
+        )
+    # send_file hands the open file to wsgi.file_wrapper (sendfile under gunicorn) and
+    # answers Range and If-None-Match itself.
+    resp = send_file(
+        store.local_path(digest),
+        mimetype="application/octet-stream",
+        conditional=True,
+        etag=digest,
+        max_age=None,
+    )
+    resp.headers.update(headers)
+    resp.headers["Cache-Control"] = "private, max-age=31536000, immutable"
+    return resp
+
+
+def delete_blob(name: RepoName, digest: str):
+    authorize("delete", name)
+    blobs.check_digest(digest)
+    if not blobs.unlink(repositories.require(name), digest):
+        raise RegistryError("BLOB_UNKNOWN", f"blob {digest} is not in repository {name.full}")
+    return Response(status=202)
+
+
+# ---- uploads --------------------------------------------------------------------------------
+
+
+def _upload_headers(name: RepoName, upload_id: str, size: int) -> dict[str, str]:
+    return {
+        "Location": f"/v2/{name.full}/blobs/uploads/{upload_id}",
+        "Range": uploads.range_header(size),
+        "Docker-Upload-UUID": upload_id,
+        "Content-Length": "0",
+    }
+
+
+def _created(name: RepoName, digest: str) -> Response:
+    return Response(
+        status=201,
+        headers={
+            "Location": f"/v2/{name.full}/blobs/{digest}",
+            "Docker-Content-Digest": digest,
+            "Content-Length": "0",
+        },
+    )
+
+
+def _try_mount(name: RepoName, repo, digest: str, source: str | None) -> bool:
+    """Mount only from a repository the caller may read and that holds the blob."""
+    if not source:
+        return False
+    try:
+        source_name = parse_repository(source)
+    except RegistryError:
+        return False
+    if not may(current_caller(), "pull", source_name):
+        return False
+    source_repo = repositories.find(source_name)
+    if source_repo is None or blobs.linked_size(source_repo, digest) is None:
+        return False
+    blobs.link(repo, digest)
+    db.session.commit()
+    return True
+
+
+def start_upload(name: RepoName):
+    caller = authorize("push", name)
+    repo = repositories.ensure(name)
+    store = _store()
+    if mount := request.args.get("mount"):
+        blobs.check_digest(mount)
+        if _try_mount(name, repo, mount, request.args.get("from")):
+            return _created(name, mount)
+    upload = uploads.start(store, repo, caller.principal)
+    if digest := request.args.get("digest"):
+        blobs.check_digest(digest)
+        uploads.append(store, upload, _body_chunks(), length=request.content_length)
+        uploads.finish(store, repo, upload, digest)
+        return _created(name, digest)
+    return Response(status=202, headers=_upload_headers(name, upload.id, 0))
+
+
+def _session(name: RepoName, upload_id: str, action: str = "push"):
+    caller = authorize(action, name)
+    repo = repositories.require(name)
+    return repo, uploads.find(_store(), repo, upload_id, caller.principal)
+
+
+_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/\S+)?$")
+
+
+def _content_range() -> tuple[int | None, int | None]:
+    value = request.headers.get("Content-Range")
+    if not value:
+        return None, None
+    m = _CONTENT_RANGE.match(value.strip())
+    if not m or int(m[2]) < int(m[1]):
+        raise RegistryError(
+            "BLOB_UPLOAD_INVALID", f"malformed Content-Range {value!r}", status=416
+        )
+    return int(m[1]), int(m[2]) - int(m[1]) + 1
+
+
+def _append_body(upload) -> int:
+    first, length = _content_range()
+    announced = request.content_length
+    if length is not None and announced is not None and announced != length:
+        raise RegistryError(
+            "SIZE_INVALID", f"Content-Range covers {length} bytes, Content-Length is {announced}"
+        )
+    return uploads.append(_store(), upload, _body_chunks(), first, length or announced)
+
+
+def patch_upload(name: RepoName, upload_id: str):
+    _, upload = _session(name, upload_id)
+    try:
+        size = _append_body(upload)
+    except RegistryError as exc:
+        if exc.status == 416:
+            exc.headers["Location"] = f"/v2/{name.full}/blobs/uploads/{upload_id}"
+        raise
+    return Response(status=202, headers=_upload_headers(name, upload.id, size))
+
+
+def put_upload(name: RepoName, upload_id: str):
+    repo, upload = _session(name, upload_id)
+    digest = request.args.get("digest")
+    if not digest:
+        raise RegistryError("DIGEST_INVALID", "the digest query parameter is required")
+    blobs.check_digest(digest)
+    if request.content_length or request.headers.get("Transfer-Encoding") == "chunked":
+        _append_body(upload)
+    uploads.finish(_store(), repo, upload, digest)
+    return _created(name, digest)
+
+
+def upload_status(name: RepoName, upload_id: str):
+    _, upload = _session(name, upload_id)
+    size = uploads.size_of(_store(), upload)
+    return Response(status=204, headers=_upload_headers(name, upload.id, size))
+
+
+def cancel_upload(name: RepoName, upload_id: str):
+    _, upload = _session(name, upload_id)
+    uploads.cancel(_store(), upload)
+    return Response(status=204)
+
+
+# ---- discovery ------------------------------------------------------------------------------
+
+
+def list_tags(name: RepoName):
+    authorize("pull", name)
+    repo = repositories.require(name)
+    tags, link = _paginate(
+        f"/v2/{name.full}/tags/list",
+        lambda last, limit: manifest_store.tag_names(repo, last, limit),
+    )
+    resp = jsonify({"name": name.full, "tags": tags})
+    if link:
+        resp.headers["Link"] = link
+    return resp
+
+
+def list_referrers(name: RepoName, digest: str):
+    authorize("pull", name)
+    blobs.check_digest(digest)
+    artifact_type = request.args.get("artifactType") or None
+    repo = repositories.find(name)
+    found = manifest_store.referrers(repo, digest, artifact_type) if repo else []
+    resp = jsonify({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": found})
+    resp.headers["Content-Type"] = OCI_INDEX
+    if artifact_type:
+        resp.headers["OCI-Filters-Applied"] = "artifactType"
+    return resp
+
+
+# ---- dispatch -------------------------------------------------------------------------------
+
+Handler = Callable[..., Response]
+# Longest suffix first: a repository may itself contain a component named "blobs".
+ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
+    (
+        re.compile(r"^(?P<name>.+)/manifests/(?P<reference>[^/]+)$"),
+        {"GET": get_manifest, "PUT": put_manifest, "DELETE": delete_manifest},
+    ),
+    (re.compile(r"^(?P<name>.+)/blobs/uploads/?$"), {"POST": start_upload}),
+    (
+        re.compile(r"^(?P<name>.+)/blobs/uploads/(?P<upload_id>[^/]+)$"),
+        {"GET": upload_status, "PATCH": patch_upload, "PUT": put_upload, "DELETE": cancel_upload},
+    ),
+    (
+        re.compile(r"^(?P<name>.+)/blobs/(?P<digest>[^/]+)$"),
+        {"GET": get_blob, "DELETE": delete_blob},
+    ),
+    (re.compile(r"^(?P<name>.+)/tags/list$"), {"GET": list_tags}),
+    (re.compile(r"^(?P<name>.+)/referrers/(?P<digest>[^/]+)$"), {"GET": list_referrers}),
+]
+
+
+@bp.route("/v2/<path:rest>", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
+def dispatch(rest: str):
+    for pattern, handlers in ROUTES:
+        m = pattern.match(rest)
+        if not m:
+            continue
+        method = "GET" if request.method == "HEAD" else request.method
+        handler = handlers.get(method)
+        if handler is None:
+            raise RegistryError("UNSUPPORTED", f"{request.method} is not supported here")
+        params = m.groupdict()
+        params["name"] = parse_repository(params["name"])
+        return handler(**params)
+    raise RegistryError("NAME_UNKNOWN", f"no OCI endpoint at /v2/{rest}", status=404)

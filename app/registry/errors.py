@@ -1,0 +1,59 @@
+"""Registry errors carry the OCI distribution-spec error code; blueprints render them."""
+
+from __future__ import annotations
+
+STATUS = {
+    "BLOB_UNKNOWN": 404,
+    "BLOB_UPLOAD_INVALID": 400,
+    "BLOB_UPLOAD_UNKNOWN": 404,
+    "DIGEST_INVALID": 400,
+    "MANIFEST_BLOB_UNKNOWN": 400,
+    "MANIFEST_INVALID": 400,
+    "MANIFEST_UNKNOWN": 404,
+    "NAME_INVALID": 400,
+    "NAME_UNKNOWN": 404,
+    "SIZE_INVALID": 400,
+    "UNAUTHORIZED": 401,
+    "DENIED": 403,
+    "UNSUPPORTED": 405,
+    "TOOMANYREQUESTS": 429,
+}
+
+MESSAGES = {
+    "BLOB_UNKNOWN": "blob unknown to registry",
+    "BLOB_UPLOAD_INVALID": "blob upload invalid",
+    "BLOB_UPLOAD_UNKNOWN": "blob upload unknown to registry",
+    "DIGEST_INVALID": "provided digest did not match uploaded content",
+    "MANIFEST_BLOB_UNKNOWN": "manifest references a manifest or blob unknown to registry",
+    "MANIFEST_INVALID": "manifest invalid",
+    "MANIFEST_UNKNOWN": "manifest unknown to registry",
+    "NAME_INVALID": "invalid repository name",
+    "NAME_UNKNOWN": "repository name not known to registry",
+    "SIZE_INVALID": "provided length did not match content length",
+    "UNAUTHORIZED": "authentication required",
+    "DENIED": "requested access to the resource is denied",
+    "UNSUPPORTED": "the operation is unsupported",
+    "TOOMANYREQUESTS": "too many requests",
+}
+
+
+class RegistryError(Exception):
+    def __init__(
+        self,
+        code: str,
+        detail: str | dict | None = None,
+        *,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+        self.status = status or STATUS[code]
+        self.headers = headers or {}
+
+    def body(self) -> dict:
+        err: dict = {"code": self.code, "message": MESSAGES[self.code]}
+        if self.detail is not None:
+            err["detail"] = self.detail
+        return {"errors": [err]}

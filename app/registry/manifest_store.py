@@ -1,0 +1,153 @@
+"""Manifests, tags and the referrers index, on top of blob links."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import delete, select
+
+from app.models import Manifest, Repository, Tag, db
+from app.models.base import utcnow
+from app.models.upsert import insert_ignore, upsert
+from app.registry import blobs, digests, manifests
+from app.registry.errors import RegistryError
+from app.registry.names import check_tag
+from app.storage import BlobStore
+
+
+def find(repo: Repository, reference: str) -> Manifest:
+    if digests.is_digest(reference):
+        blobs.check_digest(reference)
+        query = select(Manifest).where(
+            Manifest.repository_id == repo.id, Manifest.digest == reference
+        )
+    else:
+        query = (
+            select(Manifest)
+            .join(Tag, Tag.manifest_id == Manifest.id)
+            .where(Tag.repository_id == repo.id, Tag.name == reference)
+        )
+    manifest = db.session.execute(query).scalar_one_or_none()
+    if manifest is None:
+        raise RegistryError("MANIFEST_UNKNOWN", f"manifest {reference!r} is not known")
+    return manifest
+
+
+def _check_references(repo: Repository, parsed: manifests.ParsedManifest) -> None:
+    wanted = [d for d in parsed.blobs if not manifests.is_foreign(d)]
+    present = blobs.linked_sizes(repo, [d.digest for d in wanted])
+    for desc in wanted:
+        if desc.digest not in present:
+            raise RegistryError(
+                "MANIFEST_BLOB_UNKNOWN", f"blob {desc.digest} is not in repository {repo.name}"
+            )
+        if present[desc.digest] != desc.size:
+            raise RegistryError(
+                "MANIFEST_INVALID",
+                f"blob {desc.digest} has size {present[desc.digest]}, descriptor says {desc.size}",
+            )
+    if parsed.children:
+        child_digests = {d.digest for d in parsed.children}
+        found = set(
+            db.session.execute(
+                select(Manifest.digest).where(
+                    Manifest.repository_id == repo.id, Manifest.digest.in_(child_digests)
+                )
+            ).scalars()
+        )
+        for desc in parsed.children:
+            if desc.digest not in found:
+                raise RegistryError(
+                    "MANIFEST_BLOB_UNKNOWN",
+                    f"manifest {desc.digest} is not in repository {repo.name}",
+                )
+
+
+def put(
+    store: BlobStore,
+    repo: Repository,
+    reference: str,
+    body: bytes,
+    content_type: str | None,
+    extra_tags: Iterable[str] = (),
+) -> tuple[Manifest, manifests.ParsedManifest]:
+    parsed = manifests.parse(body, content_type)
+    tags = [check_tag(t) for t in extra_tags]
+    if digests.is_digest(reference):
+        algorithm, _ = digests.parse(blobs.check_digest(reference))
+        digest = digests.of_bytes(body, algorithm)
+        if digest != reference:
+            raise RegistryError("DIGEST_INVALID", f"manifest digest is {digest}, not {reference}")
+    else:
+        tags.insert(0, check_tag(reference))
+        digest = parsed.digest
+    _check_references(repo, parsed)
+
+    store.put(digest, body)
+    blobs.record(digest, len(body))
+    insert_ignore(
+        Manifest,
+        ["repository_id", "digest"],
+        repository_id=repo.id,
+        digest=digest,
+        media_type=parsed.media_type,
+        size=len(body),
+        artifact_type=parsed.artifact_type,
+        subject_digest=parsed.subject.digest if parsed.subject else None,
+        annotations=parsed.annotations,
+        created_at=utcnow(),
+    )
+    manifest = find(repo, digest)
+    for tag in tags:
+        upsert(
+            Tag,
+            ["repository_id", "name"],
+            ["manifest_id", "updated_at"],
+            repository_id=repo.id,
+            name=tag,
+            manifest_id=manifest.id,
+            updated_at=utcnow(),
+        )
+    db.session.commit()
+    return manifest, parsed
+
+
+def delete_reference(repo: Repository, reference: str) -> None:
+    """A digest removes the manifest, its tags and its referrers entry; a tag removes the tag."""
+    manifest = find(repo, reference)
+    if digests.is_digest(reference):
+        db.session.execute(delete(Tag).where(Tag.manifest_id == manifest.id))
+        db.session.delete(manifest)
+    else:
+        db.session.execute(
+            delete(Tag).where(Tag.repository_id == repo.id, Tag.name == reference)
+        )
+    db.session.commit()
+
+
+def tag_names(repo: Repository, last: str | None, limit: int | None) -> list[str]:
+    query = select(Tag.name).where(Tag.repository_id == repo.id).order_by(Tag.name)
+    if last:
+        query = query.where(Tag.name > last)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(db.session.execute(query).scalars())
+
+
+def referrers(repo: Repository, subject: str, artifact_type: str | None) -> list[dict]:
+    query = select(Manifest).where(
+        Manifest.repository_id == repo.id, Manifest.subject_digest == subject
+    )
+    if artifact_type:
+        query = query.where(Manifest.artifact_type == artifact_type)
+    out = []
+    for m in db.session.execute(query.order_by(Manifest.id)).scalars():
+        desc = manifests.Descriptor(
+            media_type=m.media_type,
+            digest=m.digest,
+            size=m.size,
+            artifact_type=m.artifact_type,
+            annotations=m.annotations,
+        )
+        out.append(desc.as_json())
+    return out

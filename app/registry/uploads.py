@@ -1,0 +1,163 @@
+"""Upload sessions: bytes stream into the store while hashed, then move into place verified."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable
+
+from sqlalchemy import select
+
+from app.access import Principal
+from app.models import Repository, Upload, db
+from app.registry import blobs, digests
+from app.registry.errors import RegistryError
+from app.storage import BlobStore
+
+
+class _HashCache:
+    """Running sha256 per upload, so a chunked upload is hashed once, as it streams.
+
+    Process-local and only an optimisation: a replica that missed a chunk finds the offset
+    differs and re-reads the upload at completion instead.
+    """
+
+    def __init__(self, limit: int = 512):
+        self._items: OrderedDict[str, tuple[int, object]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._limit = limit
+
+    def take(self, upload_id: str, offset: int):
+        with self._lock:
+            item = self._items.pop(upload_id, None)
+        if item is None:
+            return digests.hasher() if offset == 0 else None
+        size, h = item
+        return h if size == offset else None
+
+    def keep(self, upload_id: str, offset: int, h) -> None:
+        with self._lock:
+            self._items[upload_id] = (offset, h)
+            while len(self._items) > self._limit:
+                self._items.popitem(last=False)
+
+    def drop(self, upload_id: str) -> None:
+        with self._lock:
+            self._items.pop(upload_id, None)
+
+
+_hashes = _HashCache()
+
+
+def range_header(size: int) -> str:
+    # Distribution's convention: an empty upload reports "0-0" too.
+    return f"0-{max(size - 1, 0)}"
+
+
+def start(store: BlobStore, repo: Repository, principal: Principal) -> Upload:
+    upload = Upload(id=uuid.uuid4().hex, repository_id=repo.id, principal=principal.key)
+    store.upload_start(upload.id)
+    db.session.add(upload)
+    db.session.commit()
+    return upload
+
+
+def find(store: BlobStore, repo: Repository, upload_id: str, principal: Principal) -> Upload:
+    upload = db.session.execute(
+        select(Upload).where(
+            Upload.id == upload_id,
+            Upload.repository_id == repo.id,
+            Upload.principal == principal.key,
+        )
+    ).scalar_one_or_none()
+    if upload is None or not upload_id.isalnum() or store.upload_size(upload_id) is None:
+        raise RegistryError("BLOB_UPLOAD_UNKNOWN", f"upload {upload_id!r} is not known")
+    return upload
+
+
+def size_of(store: BlobStore, upload: Upload) -> int:
+    size = store.upload_size(upload.id)
+    if size is None:
+        raise RegistryError("BLOB_UPLOAD_UNKNOWN", f"upload {upload.id!r} is not known")
+    return size
+
+
+def append(
+    store: BlobStore,
+    upload: Upload,
+    chunks: Iterable[bytes],
+    first: int | None = None,
+    length: int | None = None,
+) -> int:
+    """Append a chunk; `first` is its Content-Range start, which must be where we are."""
+    offset = size_of(store, upload)
+    if first is not None and first != offset:
+        raise RegistryError(
+            "BLOB_UPLOAD_INVALID",
+            f"chunk starts at {first} but the upload holds {offset} bytes",
+            status=416,
+            headers={
+                "Range": range_header(offset),
+                "Location": "",
+                "Docker-Upload-UUID": upload.id,
+            },
+        )
+    h = _hashes.take(upload.id, offset)
+    try:
+        size = store.upload_append(upload.id, chunks, h.update if h else _ignore)
+    except BaseException:
+        _hashes.drop(upload.id)
+        raise
+    if length is not None and size - offset != length:
+        # The body was shorter than announced: keep what arrived, the client resumes from Range.
+        raise RegistryError(
+            "SIZE_INVALID",
+            f"received {size - offset} bytes, announced {length}",
+            headers={"Range": range_header(size), "Docker-Upload-UUID": upload.id},
+        )
+    if h is not None:
+        _hashes.keep(upload.id, size, h)
+    upload.updated_at = upload.updated_at  # the onupdate stamp refreshes on flush
+    db.session.commit()
+    return size
+
+
+def _ignore(_chunk: bytes) -> None:
+    pass
+
+
+def _actual_digest(store: BlobStore, upload: Upload, size: int, algorithm: str) -> str:
+    h = _hashes.take(upload.id, size) if algorithm == "sha256" else None
+    if h is None:
+        h = digests.hasher(algorithm)
+        for chunk in store.upload_read(upload.id):
+            h.update(chunk)
+    return f"{algorithm}:{h.hexdigest()}"
+
+
+def finish(store: BlobStore, repo: Repository, upload: Upload, digest: str) -> int:
+    """Verify the digest, move the content into place, then (only then) record and link it."""
+    algorithm, _ = digests.parse(blobs.check_digest(digest))
+    size = size_of(store, upload)
+    actual = _actual_digest(store, upload, size, algorithm)
+    if actual != digest:
+        cancel(store, upload)
+        raise RegistryError("DIGEST_INVALID", f"uploaded content has digest {actual}, not {digest}")
+    if store.stat(digest) is None:
+        store.upload_commit(upload.id, digest)
+    else:
+        store.upload_abort(upload.id)
+    _hashes.drop(upload.id)
+    blobs.record(digest, size)
+    blobs.link(repo, digest)
+    db.session.delete(upload)
+    db.session.commit()
+    return size
+
+
+def cancel(store: BlobStore, upload: Upload) -> None:
+    store.upload_abort(upload.id)
+    _hashes.drop(upload.id)
+    db.session.delete(upload)
+    db.session.commit()

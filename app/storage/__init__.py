@@ -1,0 +1,62 @@
+"""The BlobStore port: a dozen verbs over content-addressed blobs and in-flight uploads.
+
+Backends implement this protocol; `create_store` picks one from settings, once, in the app factory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from app.config import Settings
+
+
+class DigestMismatch(Exception):
+    def __init__(self, expected: str, actual: str):
+        super().__init__(f"content digest {actual} does not match {expected}")
+        self.expected, self.actual = expected, actual
+
+
+class BlobStore(Protocol):
+    def stat(self, digest: str) -> int | None:
+        """Size of the stored blob, or None when it is absent."""
+
+    def local_path(self, digest: str) -> Path | None:
+        """A filesystem path to hand to sendfile, when the backend has one."""
+
+    def redirect_url(self, digest: str) -> str | None:
+        """A short-lived URL clients may fetch directly, when the backend offers one."""
+
+    def open(self, digest: str) -> BinaryIO: ...
+
+    def put(self, digest: str, data: bytes) -> None:
+        """Store small content (manifests) whose digest the caller has already verified."""
+
+    def delete(self, digest: str) -> None: ...
+
+    def upload_start(self, upload_id: str) -> None: ...
+
+    def upload_size(self, upload_id: str) -> int | None:
+        """Bytes received so far, or None for an unknown session."""
+
+    def upload_append(
+        self, upload_id: str, chunks: Iterable[bytes], on_chunk: Callable[[bytes], None]
+    ) -> int:
+        """Append a stream of chunks, calling on_chunk on each as it goes; return the new size."""
+
+    def upload_read(self, upload_id: str) -> Iterable[bytes]:
+        """Re-read an upload from its start, for a replica that did not see it stream."""
+
+    def upload_commit(self, upload_id: str, digest: str) -> int:
+        """Move a verified upload to its content-addressed place, atomically; return its size."""
+
+    def upload_abort(self, upload_id: str) -> None: ...
+
+
+def create_store(settings: Settings) -> BlobStore:
+    if settings.storage == "filesystem":
+        from app.storage.filesystem import FilesystemStore
+
+        return FilesystemStore(settings.data_dir / "storage")
+    raise ValueError(f"unknown CARGOHOLD_STORAGE {settings.storage!r}")
