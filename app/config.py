@@ -1,7 +1,8 @@
-"""Settings, read from CARGOHOLD_* environment variables so scripts and containers can drive them."""
+"""Settings, from CARGOHOLD_* environment variables so scripts and containers can drive them."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -65,9 +66,7 @@ class Settings:
             tmp.write_text(secrets.token_urlsafe(48))
             tmp.chmod(0o600)
             # Two workers starting at once must agree on one key: the first link wins.
-            try:
+            with contextlib.suppress(FileExistsError):
                 os.link(tmp, path)
-            except FileExistsError:
-                pass
             tmp.unlink(missing_ok=True)
         return path.read_text().strip()

@@ -89,7 +89,8 @@ def _token_response(principal: Principal, scopes: list[str], offline: bool, oaut
 def token_get():
     creds = basic_credentials()
     principal = login(*creds) if creds else ANONYMOUS
-    scopes = request.args.getlist("scope")
+    # Repeated scope parameters, or several in one separated by spaces: clients do both.
+    scopes = [s for value in request.args.getlist("scope") for s in value.split(" ") if s]
     offline = request.args.get("offline_token", "").lower() == "true"
     return _token_response(principal, scopes, offline, oauth=False)
 
@@ -111,5 +112,3 @@ def token_post():
         raise RegistryError("UNSUPPORTED", f"unsupported grant_type {grant_type!r}", status=400)
     offline = form.get("access_type") == "offline" or grant_type == "refresh_token"
     return _token_response(principal, scopes, offline, oauth=True)
-
-

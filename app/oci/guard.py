@@ -32,5 +32,3 @@ def authorize(action: str, name: RepoName) -> Caller:
             f"token does not grant {action} on {name.full}", scope=scope, error="insufficient_scope"
         )
     raise RegistryError("DENIED", f"{caller.principal.name} may not {action} {name.full}")
-
-

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, jsonify, request, send_file
 
+from app.access import allowed
 from app.auth.credentials import current_caller, unauthorized
 from app.models import db
 from app.oci.guard import authorize, may
@@ -25,8 +26,16 @@ def _store():
     return current_app.extensions["cargohold.store"]
 
 
+DRAIN_LIMIT = 16 * CHUNK
+
+
 @bp.errorhandler(RegistryError)
 def _registry_error(exc: RegistryError):
+    # Read what the client is still sending (up to a bound), so it sees this answer rather
+    # than a connection reset: clients retry a 401 with a token only if they can read it.
+    stream, drained = request.stream, 0
+    while drained < DRAIN_LIMIT and (chunk := stream.read(CHUNK)):
+        drained += len(chunk)
     resp = jsonify(exc.body())
     resp.status_code = exc.status
     resp.headers.update({k: v for k, v in exc.headers.items() if v})
@@ -84,9 +93,13 @@ def base():
 @bp.route("/v2/_catalog", methods=["GET", "HEAD"])
 def catalog_list():
     caller = current_caller()
+    if request.headers.get("Authorization") is None:
+        raise unauthorized("authentication required", scope="registry:catalog:*")
     if caller.access is not None and ("registry", "catalog") not in caller.access:
         raise unauthorized(
-            "token does not grant the catalog", scope="registry:catalog:*", error="insufficient_scope"
+            "token does not grant the catalog",
+            scope="registry:catalog:*",
+            error="insufficient_scope",
         )
     names, link = _paginate(
         "/v2/_catalog", lambda last, limit: catalog.visible_names(caller.principal, last, limit)
@@ -136,12 +149,9 @@ def get_manifest(name: RepoName, reference: str):
 
 def _read_manifest_body() -> bytes:
     limit = current_app.extensions["cargohold.settings"].max_manifest_bytes
-    too_big = RegistryError("MANIFEST_INVALID", f"manifest exceeds {limit} bytes", status=413)
-    if (request.content_length or 0) > limit:
-        raise too_big
     body = request.stream.read(limit + 1)
     if len(body) > limit:
-        raise too_big
+        raise RegistryError("MANIFEST_INVALID", f"manifest exceeds {limit} bytes", status=413)
     return body
 
 
@@ -249,8 +259,16 @@ def _try_mount(name: RepoName, repo, digest: str, source: str | None) -> bool:
         source_name = parse_repository(source)
     except RegistryError:
         return False
-    if not may(current_caller(), "pull", source_name):
+    caller = current_caller()
+    if not allowed(caller.principal, "pull", source_name.org, source_name.registry):
         return False
+    if not may(caller, "pull", source_name):
+        # Held by role but not in this token: ask the client for a token naming both.
+        raise unauthorized(
+            f"token does not grant pull on {source}",
+            scope=f"repository:{name.full}:pull,push repository:{source}:pull",
+            error="insufficient_scope",
+        )
     source_repo = repositories.find(source_name)
     if source_repo is None or blobs.linked_size(source_repo, digest) is None:
         return False
@@ -291,9 +309,7 @@ def _content_range() -> tuple[int | None, int | None]:
         return None, None
     m = _CONTENT_RANGE.match(value.strip())
     if not m or int(m[2]) < int(m[1]):
-        raise RegistryError(
-            "BLOB_UPLOAD_INVALID", f"malformed Content-Range {value!r}", status=416
-        )
+        raise RegistryError("BLOB_UPLOAD_INVALID", f"malformed Content-Range {value!r}", status=416)
     return int(m[1]), int(m[2]) - int(m[1]) + 1
 
 

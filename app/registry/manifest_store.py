@@ -119,9 +119,7 @@ def delete_reference(repo: Repository, reference: str) -> None:
         db.session.execute(delete(Tag).where(Tag.manifest_id == manifest.id))
         db.session.delete(manifest)
     else:
-        db.session.execute(
-            delete(Tag).where(Tag.repository_id == repo.id, Tag.name == reference)
-        )
+        db.session.execute(delete(Tag).where(Tag.repository_id == repo.id, Tag.name == reference))
     db.session.commit()
 
 

@@ -111,7 +111,8 @@ def _resolve_media_type(doc: dict, content_type: str | None) -> str:
     header = (content_type or "").split(";")[0].strip() or None
     if declared is not None and not isinstance(declared, str):
         raise _invalid("mediaType must be a string")
-    if declared in DOCKER_SCHEMA1 or header in DOCKER_SCHEMA1 or doc.get("schemaVersion") == 1:
+    schema1 = doc.get("schemaVersion") == 1 and not isinstance(doc.get("schemaVersion"), bool)
+    if declared in DOCKER_SCHEMA1 or header in DOCKER_SCHEMA1 or schema1:
         raise _invalid("Docker image manifest schema 1 is not supported; push schema 2 or OCI")
     if declared and header and header in MANIFEST_TYPES and declared != header:
         raise _invalid(f"mediaType {declared!r} does not match Content-Type {header!r}")

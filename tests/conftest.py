@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from tests.support.client import OCIClient
+from tests.support.server import Server, make_server
+
+IN_CI = os.environ.get("CI") == "true"
+
+
+def require_tool(name: str) -> str:
+    """A missing client fails in CI (the install script must provide it) and skips elsewhere."""
+    path = shutil.which(name)
+    if path:
+        return path
+    if IN_CI:
+        pytest.fail(f"{name} is not installed; scripts/install-tools.sh must install it")
+    pytest.skip(f"{name} is not installed (run scripts/install-tools.sh)")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory) -> Server:
+    srv = make_server(tmp_path_factory.mktemp("registry"))
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def admin(server) -> OCIClient:
+    return OCIClient(server.url, "admin", server.admin_password)
+
+
+@pytest.fixture
+def client_for(server):
+    def make(user: str | None) -> OCIClient:
+        if user is None:
+            return OCIClient(server.url)
+        return OCIClient(server.url, user, server.users[user])
+
+    return make

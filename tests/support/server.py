@@ -1,0 +1,142 @@
+"""A real Cargohold served by gunicorn on a loopback port, for service and client tests."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    data_dir: Path
+    port: int
+    admin_password: str
+    env: dict[str, str]
+    proc: subprocess.Popen | None = None
+    log_path: Path | None = None
+    users: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    def flask(self, *args: str) -> str:
+        out = subprocess.run(
+            [str(BIN / "flask"), *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return out.stdout
+
+    def start(self, workers: int = 2) -> None:
+        self.log_path = self.data_dir / "server.log"
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child process owns it
+        self.proc = subprocess.Popen(
+            [
+                str(BIN / "gunicorn"),
+                "--bind",
+                self.host,
+                "--worker-class",
+                "gthread",
+                "--workers",
+                str(workers),
+                "--threads",
+                "8",
+                "wsgi:app",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                requests.get(f"{self.url}/v2/", timeout=1)
+                return
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start within 30s")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def make_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Server:
+    """Bootstrap a data folder with the tenants tests rely on, and return an unstarted server."""
+    password = secrets.token_urlsafe(12)
+    env = {
+        **os.environ,
+        "FLASK_APP": "wsgi",
+        "CARGOHOLD_DATA_DIR": str(data_dir),
+        "CARGOHOLD_ADMIN_USER": "admin",
+        "CARGOHOLD_ADMIN_PASSWORD": password,
+        "CARGOHOLD_BOOTSTRAP_ORG": "acme",
+        "CARGOHOLD_BOOTSTRAP_REGISTRY": "main",
+        **(extra_env or {}),
+    }
+    server = Server(data_dir=data_dir, port=free_port(), admin_password=password, env=env)
+    server.flask("bootstrap")
+    seed_tenants(server)
+    return server
+
+
+def seed_tenants(server: Server) -> None:
+    """acme (admin, alice writer, victor viewer) and other (mallory), with public registries."""
+    saved = os.environ.copy()
+    os.environ.update(server.env)
+    try:
+        from app import create_app
+        from app.access import tenancy
+        from app.config import Settings
+
+        app = create_app(Settings.from_env())
+        with app.app_context():
+            server.users["admin"] = server.admin_password
+            for name in ("alice", "victor", "mallory"):
+                pw = secrets.token_urlsafe(12)
+                tenancy.create_user(name, pw)
+                server.users[name] = pw
+            tenancy.set_member("acme", "alice", "writer")
+            tenancy.set_member("acme", "victor", "viewer")
+            tenancy.create_registry("acme", "public", public=True)
+            tenancy.create_registry("acme", "second")
+            mallory = tenancy.find_user("mallory")
+            tenancy.create_org("other", mallory)
+            tenancy.create_registry("other", "private")
+            tenancy.create_registry("other", "public", public=True)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)

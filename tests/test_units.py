@@ -1,0 +1,153 @@
+"""Unit tests for the pure parts: digests, names, manifest validation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.registry import digests, manifests
+from app.registry.errors import RegistryError
+from app.registry.names import check_tag, parse_repository
+
+SHA = "sha256:" + "a" * 64
+
+
+@pytest.mark.parametrize(
+    "value",
+    [SHA, "sha512:" + "b" * 128],
+)
+def test_valid_digests(value):
+    assert digests.parse(value)[1] == value.split(":")[1]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "sha256", "sha256:" + "a" * 63, "sha256:" + "A" * 64, "md5:" + "a" * 32, "sha512:abc"],
+)
+def test_invalid_digests(value):
+    with pytest.raises(digests.InvalidDigest):
+        digests.parse(value)
+
+
+@pytest.mark.parametrize("name", ["acme/main/app", "a/b/c/d/e", "acme/main/a.b_c__d-e--f"])
+def test_valid_names(name):
+    assert parse_repository(name).full == name
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "acme/main",
+        "Acme/main/app",
+        "acme/main/../x",
+        "acme//main/x",
+        "acme/main/-x",
+        "a/b/" + "c" * 252,
+    ],
+)
+def test_invalid_names(name):
+    with pytest.raises(RegistryError) as exc:
+        parse_repository(name)
+    assert exc.value.code == "NAME_INVALID"
+
+
+def test_name_parts():
+    name = parse_repository("acme/main/team/app")
+    assert (name.org, name.registry, name.path) == ("acme", "main", "team/app")
+
+
+@pytest.mark.parametrize("tag", ["latest", "v1.0.0", "_x", "A" * 128])
+def test_valid_tags(tag):
+    assert check_tag(tag) == tag
+
+
+@pytest.mark.parametrize("tag", ["", ".x", "-x", "a" * 129, "a/b", "a:b"])
+def test_invalid_tags(tag):
+    with pytest.raises(RegistryError):
+        check_tag(tag)
+
+
+def _desc(media_type="application/vnd.oci.image.layer.v1.tar", size=3, digest=SHA):
+    return {"mediaType": media_type, "digest": digest, "size": size}
+
+
+def _image(**extra):
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": manifests.OCI_MANIFEST,
+        "config": _desc("application/vnd.oci.image.config.v1+json"),
+        "layers": [_desc()],
+    }
+    doc.update(extra)
+    return json.dumps(doc).encode()
+
+
+def test_parse_image_manifest():
+    body = _image(annotations={"a": "b"})
+    parsed = manifests.parse(body, manifests.OCI_MANIFEST)
+    assert parsed.media_type == manifests.OCI_MANIFEST
+    assert parsed.digest == digests.of_bytes(body)
+    assert len(parsed.blobs) == 2
+    assert parsed.annotations == {"a": "b"}
+    # With no artifactType, the referrers API reports the config media type.
+    assert parsed.artifact_type == "application/vnd.oci.image.config.v1+json"
+
+
+def test_parse_subject_and_artifact_type():
+    parsed = manifests.parse(
+        _image(subject=_desc(manifests.OCI_MANIFEST), artifactType="application/x.sbom"), None
+    )
+    assert parsed.subject.digest == SHA
+    assert parsed.artifact_type == "application/x.sbom"
+
+
+def test_media_type_inferred_without_header_or_field():
+    doc = json.loads(_image())
+    del doc["mediaType"]
+    assert manifests.parse(json.dumps(doc).encode(), None).media_type == manifests.OCI_MANIFEST
+    index = {"schemaVersion": 2, "manifests": [_desc(manifests.OCI_MANIFEST)]}
+    assert manifests.parse(json.dumps(index).encode(), None).media_type == manifests.OCI_INDEX
+
+
+@pytest.mark.parametrize(
+    "body,content_type,needle",
+    [
+        (b"{not json", None, "not valid JSON"),
+        (b"[]", None, "JSON object"),
+        (_image(schemaVersion=1), None, "schema 1"),
+        (_image(schemaVersion=3), None, "schemaVersion"),
+        (_image(schemaVersion=True), None, "schemaVersion"),
+        (_image(), manifests.DOCKER_SCHEMA1[1], "schema 1"),
+        (_image(), manifests.OCI_INDEX, "does not match"),
+        (_image(mediaType="application/x.unknown"), None, "unsupported"),
+        (_image(config={"mediaType": "x", "digest": SHA, "size": 1}), None, "media type"),
+        (_image(layers=[_desc(size=-1)]), None, "non-negative"),
+        (_image(layers=[_desc(digest="sha256:zz")]), None, "digest"),
+        (_image(layers="nope"), None, "layers"),
+        (_image(annotations={"a": 1}), None, "annotations"),
+        (
+            json.dumps({"schemaVersion": 2, "mediaType": manifests.OCI_MANIFEST}).encode(),
+            None,
+            "config",
+        ),
+        (
+            json.dumps({"schemaVersion": 2, "mediaType": manifests.OCI_INDEX}).encode(),
+            None,
+            "manifests list",
+        ),
+    ],
+)
+def test_invalid_manifests(body, content_type, needle):
+    with pytest.raises(RegistryError) as exc:
+        manifests.parse(body, content_type)
+    assert exc.value.code == "MANIFEST_INVALID"
+    assert needle in str(exc.value.detail)
+
+
+def test_foreign_layers_are_recognised():
+    foreign = manifests.descriptor(
+        {**_desc("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"), "urls": ["x"]}, "l"
+    )
+    assert manifests.is_foreign(foreign)
+    assert not manifests.is_foreign(manifests.descriptor(_desc(), "l"))
