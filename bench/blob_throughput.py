@@ -24,7 +24,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.server import make_server  # noqa: E402
+from tests.support.server import child_pids, make_server  # noqa: E402
 
 MiB = 1024 * 1024
 
@@ -40,16 +40,7 @@ class RssSampler(threading.Thread):
         self.running = True
 
     def _pids(self) -> list[int]:
-        pids = [self.pid]
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    stat = Path(f"/proc/{entry}/stat").read_text()
-                except OSError:
-                    continue
-                if int(stat.rsplit(")", 1)[1].split()[1]) == self.pid:
-                    pids.append(int(entry))
-        return pids
+        return [self.pid, *child_pids(self.pid)]
 
     @staticmethod
     def _rss(pid: int) -> int:
@@ -189,8 +180,10 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"chunk_mib": args.chunk_mib, "results": results}, indent=1))
-    print("\n| size | push (mono) MB/s | push (16 MiB chunks) MB/s | pull MB/s | "
-          "sha256sum MB/s | disk copy MB/s | peak worker RSS MiB |")
+    print(
+        "\n| size | push (mono) MB/s | push (16 MiB chunks) MB/s | pull MB/s | "
+        "sha256sum MB/s | disk copy MB/s | peak worker RSS MiB |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         print(
