@@ -31,4 +31,4 @@ MSG
 # worker timeout.
 exec "$VENV/bin/gunicorn" --bind "$addr" --worker-class gthread \
   --workers "${CARGOHOLD_WORKERS:-2}" --threads "${CARGOHOLD_THREADS:-8}" \
-  --access-logfile - wsgi:app
+  --no-control-socket --access-logfile - wsgi:app

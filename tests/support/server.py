@@ -80,6 +80,8 @@ class Server:
                 str(workers),
                 "--threads",
                 "8",
+                # Several servers run at once in tests; they must not share one control socket.
+                "--no-control-socket",
                 "wsgi:app",
             ],
             cwd=ROOT,
