@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -9,6 +10,9 @@ from tests.support.client import OCIClient
 from tests.support.server import Server, make_server
 
 IN_CI = os.environ.get("CI") == "true"
+# Where scripts/install-tools.sh puts the Go-built clients; searched even when not on PATH.
+TOOLS_BIN = Path(os.environ.get("CARGOHOLD_TOOLS", Path.home() / ".cache/cargohold/tools")) / "bin"
+os.environ["PATH"] = f"{TOOLS_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
 def require_tool(name: str) -> str:

@@ -491,6 +491,7 @@ def test_push_by_digest_with_tag_parameters(admin):
         headers={"Content-Type": OCI_MANIFEST},
     )
     assert r.status_code == 201
+    assert set(r.raw.headers.getlist("OCI-Tag")) == {"a", "b"}
     tags = admin.request("GET", f"/v2/{name}/tags/list").json()["tags"]
     assert tags == ["a", "b", "first"]
 

@@ -172,6 +172,9 @@ def put_manifest(name: RepoName, reference: str):
     resp.headers["Docker-Content-Digest"] = manifest.digest
     if parsed.subject:
         resp.headers["OCI-Subject"] = parsed.subject.digest
+    # A push by digest with ?tag= parameters reports the tags it applied.
+    for tag in request.args.getlist("tag"):
+        resp.headers.add("OCI-Tag", tag)
     return resp
 
 

@@ -89,16 +89,16 @@ class Server:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
             try:
-                requests.get(f"{self.url}/v2/", timeout=1)
+                requests.get(f"{self.url}/v2/", timeout=5)
                 return
-            except requests.ConnectionError:
+            except requests.RequestException:
                 time.sleep(0.1)
-        raise RuntimeError("server did not start within 30s")
+        raise RuntimeError("server did not start within 60s")
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
