@@ -22,7 +22,7 @@ log() { printf '[install-tools] %s\n' "$*" >&2; }
 # ---- Debian packages ---------------------------------------------------------------------
 missing=()
 for pair in podman:podman skopeo:skopeo buildah:buildah newuidmap:uidmap \
-            fuse-overlayfs:fuse-overlayfs; do
+            fuse-overlayfs:fuse-overlayfs docker:docker.io; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -66,7 +66,7 @@ printf '%-18s %s\n' \
   podman "$(podman --version)" \
   skopeo "$(skopeo --version)" \
   buildah "$(buildah --version | cut -d' ' -f1-3)" \
-  docker "$(docker --version 2>/dev/null || echo 'not installed (only manifest inspect is used)')" \
+  docker "$(docker --version) (the CLI only: manifest inspect needs no daemon)" \
   oras "$BIN/oras $(cat "$BIN/.oras-version")" \
   crane "$BIN/crane $(cat "$BIN/.crane-version")" \
   helm "$BIN/helm $(cat "$BIN/.helm-version")" \
