@@ -12,6 +12,8 @@ from sqlalchemy.engine import Engine
 from app.config import Settings
 from app.models import db
 
+# How much of an unread request body an error answer still reads before replying.
+DRAIN_LIMIT = 64 * 1024 * 1024
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -55,11 +57,45 @@ def create_app(settings: Settings | None = None) -> Flask:
         refresh_ttl=settings.refresh_ttl,
     )
 
+    from app.api import openapi as _openapi  # noqa: F401 - registers /api/v1/openapi.json
+    from app.api import routes as _api_routes  # noqa: F401 - registers the management routes
+    from app.api.framework import bp as api_bp
     from app.auth.routes import bp as auth_bp
     from app.cli import register as register_cli
     from app.oci.routes import bp as oci_bp
+    from app.pypi.routes import bp as pypi_bp
 
     app.register_blueprint(auth_bp)
+    app.register_blueprint(api_bp)
     app.register_blueprint(oci_bp)
+    app.register_blueprint(pypi_bp)
     register_cli(app)
+    _register_outage_handlers(app)
     return app
+
+
+def _register_outage_handlers(app: Flask) -> None:
+    """A storage or database outage is a 503 the client may retry, never a bare 500."""
+    from flask import jsonify
+    from sqlalchemy.exc import OperationalError
+
+    from app.registry.errors import RegistryError
+    from app.storage import StorageUnavailable
+
+    def unavailable(exc: Exception):
+        app.logger.warning("backend unavailable: %s", exc.__class__.__name__)
+        db.session.rollback()
+        # Read what the client is still sending, so it sees this answer (as for OCI errors).
+        from flask import request
+
+        stream, drained = request.stream, 0
+        while drained < DRAIN_LIMIT and (chunk := stream.read(1024 * 1024)):
+            drained += len(chunk)
+        err = RegistryError("UNAVAILABLE", "a storage or database backend is unavailable")
+        resp = jsonify(err.body())
+        resp.status_code = 503
+        resp.headers["Retry-After"] = "5"
+        return resp
+
+    app.register_error_handler(StorageUnavailable, unavailable)
+    app.register_error_handler(OperationalError, unavailable)

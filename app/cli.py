@@ -15,8 +15,8 @@ def _fail_on_value_error(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except ValueError as exc:
-            raise click.ClickException(str(exc)) from None
+        except (ValueError, LookupError) as exc:
+            raise click.ClickException(str(exc).strip("'\"")) from None
 
     wrapper.__name__ = fn.__name__
     wrapper.__doc__ = fn.__doc__
@@ -83,7 +83,7 @@ def register(app: Flask) -> None:
     @click.option("--role", type=click.Choice(["viewer", "writer", "admin"]), default="writer")
     @_fail_on_value_error
     def org_member(org: str, username: str, role: str) -> None:
-        tenancy.set_member(org, username, role)
+        tenancy.change_member(org, username, role)
         click.echo(f"{username} is {role} of {org}")
 
     @app.cli.group("registry")
@@ -98,3 +98,72 @@ def register(app: Flask) -> None:
     def registry_create(org: str, name: str, public: bool) -> None:
         tenancy.create_registry(org, name, public)
         click.echo(f"created registry {org}/{name}{' (public)' if public else ''}")
+
+    @registry_group.command("grant")
+    @click.argument("org")
+    @click.argument("registry")
+    @click.argument("username")
+    @click.option("--role", type=click.Choice(["viewer", "writer", "admin"]), default="writer")
+    @_fail_on_value_error
+    def registry_grant(org: str, registry: str, username: str, role: str) -> None:
+        """Give a user or robot a role on one registry."""
+        tenancy.grant_registry(org, registry, username, role)
+        click.echo(f"{username} is {role} of {org}/{registry}")
+
+    @app.cli.group("robot")
+    def robot_group() -> None:
+        """Manage robot accounts."""
+
+    @robot_group.command("create")
+    @click.argument("org")
+    @click.argument("name")
+    @click.option("--description", default="")
+    @_fail_on_value_error
+    def robot_create(org: str, name: str, description: str) -> None:
+        robot = tenancy.create_robot(org, name, description)
+        click.echo(f"created robot {robot.username}")
+
+    @app.cli.group("token")
+    def token_group() -> None:
+        """Manage access tokens."""
+
+    @token_group.command("create")
+    @click.argument("username")
+    @click.argument("name")
+    @click.option("--scope", type=click.Choice(["read", "read-write"]), default="read-write")
+    @click.option("--registry", "registries", multiple=True, help="limit to org/registry")
+    @click.option("--expires-days", type=int, default=None)
+    @_fail_on_value_error
+    def token_create(
+        username: str, name: str, scope: str, registries: tuple[str, ...], expires_days: int | None
+    ) -> None:
+        """Create a token for a user or robot and print it (shown only this once)."""
+        from datetime import timedelta
+
+        from app.access import access_tokens
+        from app.models.base import utcnow
+
+        user = tenancy.find_user(username)
+        if user is None:
+            raise LookupError(f"user {username!r} does not exist")
+        expires = utcnow() + timedelta(days=expires_days) if expires_days else None
+        _row, secret = access_tokens.create(
+            user, name, scope, list(registries) or None, expires_at=expires
+        )
+        click.echo(secret)
+
+    @app.cli.group("uploads")
+    def uploads_group() -> None:
+        """Maintain upload sessions."""
+
+    @uploads_group.command("sweep")
+    @click.option("--older-than-hours", type=float, default=24.0, show_default=True)
+    def uploads_sweep(older_than_hours: float) -> None:
+        """Abort upload sessions opened longer ago than this (run it from cron)."""
+        from datetime import timedelta
+
+        from app.registry.uploads import sweep_abandoned
+
+        store = current_app.extensions["cargohold.store"]
+        count = sweep_abandoned(store, timedelta(hours=older_than_hours))
+        click.echo(f"aborted {count} abandoned upload(s)")

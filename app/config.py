@@ -13,6 +13,10 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"CARGOHOLD_{name}", default)
 
 
+def _flag(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
 @dataclass
 class Settings:
     host: str = "127.0.0.1"
@@ -31,6 +35,18 @@ class Settings:
     service: str = "cargohold"
     public_url: str = ""
     max_manifest_bytes: int = 4 * 1024 * 1024
+    # Failed logins allowed per account and per client address within the window (seconds).
+    login_max_failures: int = 10
+    login_max_failures_per_address: int = 50
+    login_window: int = 900
+    # S3 storage (CARGOHOLD_STORAGE=s3). Credentials come from the standard AWS chain.
+    s3_bucket: str = ""
+    s3_endpoint: str = ""
+    s3_region: str = ""
+    s3_prefix: str = ""
+    # Blob GETs answer 307 to a presigned URL, so bytes flow from the store, not through us.
+    s3_redirect: bool = True
+    s3_presign_ttl: int = 300
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -50,10 +66,24 @@ class Settings:
             token_ttl=int(_env("TOKEN_TTL", "300")),
             service=_env("SERVICE", "cargohold"),
             public_url=_env("PUBLIC_URL", "").rstrip("/"),
+            s3_bucket=_env("S3_BUCKET", ""),
+            s3_endpoint=_env("S3_ENDPOINT", ""),
+            s3_region=_env("S3_REGION", ""),
+            s3_prefix=_env("S3_PREFIX", ""),
+            s3_redirect=_flag(_env("S3_REDIRECT", "true")),
+            s3_presign_ttl=int(_env("S3_PRESIGN_TTL", "300")),
+            login_max_failures=int(_env("LOGIN_MAX_FAILURES", "10")),
+            login_max_failures_per_address=int(_env("LOGIN_MAX_FAILURES_PER_ADDRESS", "50")),
+            login_window=int(_env("LOGIN_WINDOW", "900")),
         )
 
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.data_dir / 'cargohold.db'}"
+        url = self.database_url or f"sqlite:///{self.data_dir / 'cargohold.db'}"
+        # The usual spelling means psycopg2 to SQLAlchemy; psycopg 3 is what is installed.
+        for plain in ("postgresql://", "postgres://"):
+            if url.startswith(plain):
+                return "postgresql+psycopg://" + url[len(plain) :]
+        return url
 
     def resolved_token_key(self) -> str:
         """The JWT signing key: configured, or generated once and kept beside the data."""

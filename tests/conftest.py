@@ -8,6 +8,7 @@ import pytest
 
 from tests.support.client import OCIClient
 from tests.support.server import Server, make_server
+from tests.support.services import Backend
 
 IN_CI = os.environ.get("CI") == "true"
 # Where scripts/install-tools.sh puts the Go-built clients; searched even when not on PATH.
@@ -27,10 +28,12 @@ def require_tool(name: str) -> str:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory) -> Server:
-    srv = make_server(tmp_path_factory.mktemp("registry"))
+    backend = Backend()
+    srv = make_server(tmp_path_factory.mktemp("registry"), extra_env=backend.env())
     srv.start()
     yield srv
     srv.stop()
+    backend.cleanup()
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from tests.conftest import require_tool
 
 pytestmark = pytest.mark.conformance
 ROOT = Path(__file__).resolve().parents[1]
-REPORT_DIR = ROOT / "build" / "conformance"
+# One report per backend: make test runs the suite on each.
+REPORT_DIR = ROOT / "build" / "conformance" / os.environ.get("CARGOHOLD_TEST_BACKEND", "sqlite")
 
 
 def junit_summary(junit: Path) -> tuple[int, list[str]]:
@@ -45,10 +46,12 @@ def test_conformance_suite(server):
         "OCI_RESULTS_DIR": str(REPORT_DIR),
         # Optional features Cargohold implements, switched on so they are checked too.
         "OCI_API_BLOBS_UPLOAD_CANCEL": "true",
-        "OCI_API_BLOBS_DIGEST_HEADER": "true",
         "OCI_API_MANIFESTS_DIGEST_HEADER": "true",
         "OCI_API_MANIFESTS_TAG_PARAM": "true",
     }
+    if os.environ.get("CARGOHOLD_TEST_BACKEND", "sqlite") == "sqlite":
+        # On S3 a blob GET is a redirect, and the object store's answer cannot carry the header.
+        env["OCI_API_BLOBS_DIGEST_HEADER"] = "true"
     proc = subprocess.run(
         [binary], cwd=REPORT_DIR, env=env, capture_output=True, text=True, timeout=900
     )

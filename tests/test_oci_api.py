@@ -665,3 +665,21 @@ def test_basic_auth_on_v2_routes(server, admin):
 def test_unsupported_method(admin):
     r = admin.request("POST", f"/v2/{repo()}/tags/list")
     assert r.status_code == 405 and error_code(r) == "UNSUPPORTED"
+
+
+def test_abandoned_uploads_are_swept(server, admin):
+    repo = "acme/main/sweep/app"
+    r = admin.request("POST", f"/v2/{repo}/blobs/uploads/")
+    old = r.headers["Location"]
+    r = admin.request("PATCH", old, data=b"abandoned", headers={"Content-Range": "0-8"})
+    assert r.status_code == 202
+    fresh = admin.request("POST", f"/v2/{repo}/blobs/uploads/").headers["Location"]
+    old_id = old.rstrip("/").split("/")[-1].split("?")[0]
+    server.sql("UPDATE uploads SET created_at = '2000-01-01 00:00:00' WHERE id = ?", old_id)
+    out = server.flask("uploads", "sweep", "--older-than-hours", "24")
+    assert "aborted 1 " in out
+    r = admin.request("PATCH", old, data=b"more", headers={"Content-Range": "9-12"})
+    assert r.status_code == 404
+    assert r.json()["errors"][0]["code"] == "BLOB_UPLOAD_UNKNOWN"
+    # A young session is left alone.
+    assert admin.request("GET", fresh).status_code == 204

@@ -1,5 +1,33 @@
 """Who may do what. One decision function for every route of every blueprint."""
 
-from app.access.policy import ACTIONS, Principal, allowed, granted_actions
+from app.access.policy import (
+    ACCOUNT_MANAGE,
+    ACCOUNT_READ,
+    ACTIONS,
+    ORG_ADMIN,
+    ORG_CREATE,
+    ORG_READ,
+    SITE,
+    OrgResource,
+    Principal,
+    RegistryResource,
+    allowed,
+    authorize,
+    granted_actions,
+)
 
-__all__ = ["ACTIONS", "Principal", "allowed", "granted_actions"]
+__all__ = [
+    "ACCOUNT_MANAGE",
+    "ACCOUNT_READ",
+    "ACTIONS",
+    "ORG_ADMIN",
+    "ORG_CREATE",
+    "ORG_READ",
+    "SITE",
+    "OrgResource",
+    "Principal",
+    "RegistryResource",
+    "allowed",
+    "authorize",
+    "granted_actions",
+]

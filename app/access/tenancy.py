@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import timedelta
+
+from sqlalchemy import delete, func, select
 
 from app.access.policy import find_registry
 from app.identity.local import LocalIdentity
-from app.models import Membership, Organisation, Registry, User, db
+from app.models import (
+    AccessToken,
+    Invitation,
+    Membership,
+    Organisation,
+    Registry,
+    RegistryGrant,
+    TrustPolicy,
+    User,
+    db,
+)
+from app.models.base import utcnow
 from app.models.tenancy import ROLES
 from app.registry.names import check_slug
 
@@ -22,8 +35,9 @@ def find_org(name: str) -> Organisation | None:
 
 
 def create_user(username: str, password: str, site_admin: bool = False) -> User:
-    if not username or len(username) > 64 or ":" in username:
-        raise ValueError("usernames are 1 to 64 characters and contain no ':'")
+    if not username or len(username) > 64 or ":" in username or "+" in username:
+        # '+' is how robot names are told apart from people's.
+        raise ValueError("usernames are 1 to 64 characters and contain no ':' or '+'")
     if find_user(username):
         raise ValueError(f"user {username!r} already exists")
     user = User(username=username, is_site_admin=site_admin)
@@ -66,14 +80,311 @@ def set_member(org_name: str, username: str, role: str) -> Membership:
         raise ValueError(f"organisation {org_name!r} does not exist")
     if user is None:
         raise ValueError(f"user {username!r} does not exist")
-    membership = db.session.execute(
-        select(Membership).where(
-            Membership.organisation_id == org.id, Membership.user_id == user.id
-        )
-    ).scalar_one_or_none()
-    if membership is None:
-        membership = Membership(organisation_id=org.id, user_id=user.id, role=role)
-        db.session.add(membership)
-    membership.role = role
+    return _set_role(Membership, role, organisation_id=org.id, user_id=user.id)
+
+
+def _set_role(model, role: str, **keys):
+    """Create or update the role row (membership or registry grant) identified by `keys`."""
+    row = db.session.execute(select(model).filter_by(**keys)).scalar_one_or_none()
+    if row is None:
+        row = model(**keys, role=role)
+        db.session.add(row)
+    row.role = role
     db.session.commit()
-    return membership
+    return row
+
+
+def _membership(org: Organisation, user: User | None) -> Membership | None:
+    if user is None:
+        return None
+    return db.session.execute(
+        select(Membership).filter_by(organisation_id=org.id, user_id=user.id)
+    ).scalar_one_or_none()
+
+
+def _require_org(org_name: str) -> Organisation:
+    org = find_org(org_name)
+    if org is None:
+        raise LookupError(f"organisation {org_name!r} does not exist")
+    return org
+
+
+def _check_role(role: str) -> str:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    return role
+
+
+def _admins(org: Organisation) -> int:
+    return db.session.scalar(
+        select(func.count())
+        .select_from(Membership)
+        .where(Membership.organisation_id == org.id, Membership.role == "admin")
+    )
+
+
+def members(org_name: str) -> list[tuple[User, str]]:
+    org = _require_org(org_name)
+    rows = db.session.execute(
+        select(User, Membership.role)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.organisation_id == org.id)
+        .order_by(User.username)
+    )
+    return [(user, role) for user, role in rows]
+
+
+def change_member(org_name: str, username: str, role: str) -> Membership:
+    """Set a member's role; an organisation always keeps at least one admin."""
+    _check_role(role)
+    org = _require_org(org_name)
+    user = find_user(username)
+    if user is None or user.is_robot:
+        raise LookupError(f"user {username!r} does not exist")
+    current = _membership(org, user)
+    if current is not None and current.role == "admin" and role != "admin" and _admins(org) == 1:
+        raise ValueError("an organisation must keep at least one admin")
+    return set_member(org_name, username, role)
+
+
+def remove_member(org_name: str, username: str) -> None:
+    org = _require_org(org_name)
+    user = find_user(username)
+    membership = _membership(org, user)
+    if membership is None:
+        raise LookupError(f"{username!r} is not a member of {org_name}")
+    if membership.role == "admin" and _admins(org) == 1:
+        raise ValueError("an organisation must keep at least one admin")
+    db.session.delete(membership)
+    db.session.commit()
+
+
+def set_registry_public(org_name: str, name: str, public: bool) -> Registry:
+    registry = find_registry(org_name, name)
+    if registry is None:
+        raise LookupError(f"registry {org_name}/{name} does not exist")
+    registry.public = public
+    db.session.commit()
+    return registry
+
+
+# ---- robots ----------------------------------------------------------------------------------
+
+
+def robot_name(org_name: str, name: str) -> str:
+    return f"{org_name}+{name}"
+
+
+def create_robot(org_name: str, name: str, description: str | None = None) -> User:
+    org = _require_org(org_name)
+    check_slug("robot", name)
+    username = robot_name(org_name, name)
+    if find_user(username):
+        raise ValueError(f"robot {username!r} already exists")
+    robot = User(username=username, robot_org_id=org.id, description=(description or "")[:255])
+    db.session.add(robot)
+    db.session.commit()
+    return robot
+
+
+def find_robot(org_name: str, name: str) -> User:
+    org = _require_org(org_name)
+    robot = find_user(robot_name(org_name, name))
+    if robot is None or robot.robot_org_id != org.id:
+        raise LookupError(f"robot {robot_name(org_name, name)!r} does not exist")
+    return robot
+
+
+def robots(org_name: str) -> list[User]:
+    org = _require_org(org_name)
+    return list(
+        db.session.execute(
+            select(User).where(User.robot_org_id == org.id).order_by(User.username)
+        ).scalars()
+    )
+
+
+def delete_robot(org_name: str, name: str) -> None:
+    robot = find_robot(org_name, name)
+    now = utcnow()
+    for token in db.session.execute(
+        select(AccessToken).where(AccessToken.user_id == robot.id)
+    ).scalars():
+        token.revoked_at = token.revoked_at or now
+    db.session.execute(delete(RegistryGrant).where(RegistryGrant.user_id == robot.id))
+    db.session.execute(delete(TrustPolicy).where(TrustPolicy.robot_id == robot.id))
+    # The row stays (tokens and audit point at it); a robot without grants can do nothing.
+    robot.username = f"{robot.username}~deleted~{robot.id}"[:64]
+    db.session.commit()
+
+
+# ---- registry grants -------------------------------------------------------------------------
+
+
+def grant_registry(org_name: str, registry_name: str, username: str, role: str) -> RegistryGrant:
+    _check_role(role)
+    registry = find_registry(org_name, registry_name)
+    if registry is None:
+        raise LookupError(f"registry {org_name}/{registry_name} does not exist")
+    user = find_user(username)
+    if user is None:
+        raise LookupError(f"user {username!r} does not exist")
+    if user.is_robot and user.robot_org_id != registry.organisation_id:
+        raise ValueError("a robot may only be granted roles in its own organisation")
+    return _set_role(RegistryGrant, role, registry_id=registry.id, user_id=user.id)
+
+
+def revoke_registry(org_name: str, registry_name: str, username: str) -> None:
+    registry = find_registry(org_name, registry_name)
+    user = find_user(username)
+    if registry is None or user is None:
+        raise LookupError("no such grant")
+    done = db.session.execute(
+        delete(RegistryGrant).where(
+            RegistryGrant.registry_id == registry.id, RegistryGrant.user_id == user.id
+        )
+    )
+    if not done.rowcount:
+        raise LookupError("no such grant")
+    db.session.commit()
+
+
+def registry_grants(org_name: str, registry_name: str) -> list[tuple[User, str]]:
+    registry = find_registry(org_name, registry_name)
+    if registry is None:
+        raise LookupError(f"registry {org_name}/{registry_name} does not exist")
+    rows = db.session.execute(
+        select(User, RegistryGrant.role)
+        .join(RegistryGrant, RegistryGrant.user_id == User.id)
+        .where(RegistryGrant.registry_id == registry.id)
+        .order_by(User.username)
+    )
+    return [(user, role) for user, role in rows]
+
+
+# ---- trust policies --------------------------------------------------------------------------
+
+
+def add_trust_policy(
+    org_name: str, robot: str, name: str, issuer: str, audience: str, claims: dict
+) -> TrustPolicy:
+    from app.access.oidc import check_issuer_url
+
+    robot_user = find_robot(org_name, robot)
+    check_slug("trust policy", name)
+    issuer = check_issuer_url(str(issuer or ""))
+    if not audience or not isinstance(audience, str):
+        raise ValueError("a trust policy needs an audience")
+    if not isinstance(claims, dict) or not claims:
+        # Without claim conditions any workflow of the issuer could act as the robot.
+        raise ValueError("a trust policy needs at least one required claim, e.g. repository")
+    if not all(isinstance(k, str) and isinstance(v, str) and v for k, v in claims.items()):
+        raise ValueError("claims map claim names to non-empty glob strings")
+    policy = TrustPolicy(
+        organisation_id=robot_user.robot_org_id,
+        robot_id=robot_user.id,
+        name=name,
+        issuer=issuer,
+        audience=audience,
+        claims=claims,
+    )
+    db.session.add(policy)
+    db.session.commit()
+    return policy
+
+
+def trust_policies(org_name: str) -> list[TrustPolicy]:
+    org = _require_org(org_name)
+    return list(
+        db.session.execute(
+            select(TrustPolicy)
+            .where(TrustPolicy.organisation_id == org.id)
+            .order_by(TrustPolicy.id)
+        ).scalars()
+    )
+
+
+def delete_trust_policy(org_name: str, policy_id: int) -> None:
+    org = _require_org(org_name)
+    policy = db.session.get(TrustPolicy, policy_id)
+    if policy is None or policy.organisation_id != org.id:
+        raise LookupError(f"trust policy {policy_id} does not exist")
+    db.session.delete(policy)
+    db.session.commit()
+
+
+# ---- invitations -----------------------------------------------------------------------------
+
+INVITATION_DAYS = 7
+
+
+def invite(org_name: str, invitee: str, role: str, inviter: User, days: int = INVITATION_DAYS):
+    _check_role(role)
+    org = _require_org(org_name)
+    invitee = (invitee or "").strip()
+    if not invitee or len(invitee) > 255:
+        raise ValueError("invite a username or an email address")
+    if not 1 <= days <= 90:
+        raise ValueError("invitations last 1 to 90 days")
+    existing = find_user(invitee)
+    if existing is not None and existing.is_robot:
+        raise ValueError("robots are not invited; grant them registry roles")
+    invitation = Invitation(
+        organisation_id=org.id,
+        invitee=invitee.lower() if "@" in invitee else invitee,
+        role=role,
+        invited_by_id=inviter.id,
+        expires_at=utcnow() + timedelta(days=days),
+    )
+    db.session.add(invitation)
+    db.session.commit()
+    return invitation
+
+
+def invitations_for(user: User) -> list[Invitation]:
+    names = [user.username] + ([user.email.lower()] if user.email else [])
+    return list(
+        db.session.execute(
+            select(Invitation)
+            .where(Invitation.invitee.in_(names), Invitation.state == "pending")
+            .where(Invitation.expires_at > utcnow())
+            .order_by(Invitation.id)
+        ).scalars()
+    )
+
+
+def invitations_of(org_name: str) -> list[Invitation]:
+    org = _require_org(org_name)
+    return list(
+        db.session.execute(
+            select(Invitation).where(Invitation.organisation_id == org.id).order_by(Invitation.id)
+        ).scalars()
+    )
+
+
+def answer(invitation_id: int, user: User, accept: bool) -> Invitation:
+    invitation = db.session.get(Invitation, invitation_id)
+    if invitation is None or invitation not in invitations_for(user):
+        # Someone else's, answered or expired: the same answer, so ids reveal nothing.
+        raise LookupError(f"invitation {invitation_id} does not exist or has expired")
+    invitation.state = "accepted" if accept else "declined"
+    invitation.answered_at = utcnow()
+    if accept:
+        org = db.session.get(Organisation, invitation.organisation_id)
+        current = _membership(org, user)
+        # Accepting never lowers a role the invitee already has.
+        if current is None or ROLES.index(current.role) < ROLES.index(invitation.role):
+            set_member(org.name, user.username, invitation.role)
+    db.session.commit()
+    return invitation
+
+
+def cancel_invitation(org_name: str, invitation_id: int) -> None:
+    org = _require_org(org_name)
+    invitation = db.session.get(Invitation, invitation_id)
+    if invitation is None or invitation.organisation_id != org.id:
+        raise LookupError(f"invitation {invitation_id} does not exist")
+    if invitation.state == "pending":
+        invitation.state = "cancelled"
+        invitation.answered_at = utcnow()
+        db.session.commit()

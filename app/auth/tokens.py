@@ -33,6 +33,7 @@ class TokenIssuer:
             "nbf": now - 1,
             "exp": now + ttl,
             "jti": uuid.uuid4().hex,
+            **principal.limits(),
             **extra,
         }
         return jwt.encode(claims, self.key, algorithm=ALGORITHM)
@@ -56,7 +57,4 @@ class TokenIssuer:
         )
         if claims.get("typ") != typ:
             raise jwt.InvalidTokenError(f"not a {typ} token")
-        principal = Principal(
-            kind=claims.get("kind", "anonymous"), user_id=claims.get("uid"), name=claims["sub"]
-        )
-        return principal, claims
+        return Principal.from_claims(claims), claims

@@ -2,14 +2,32 @@
 
 from app.models.base import db
 from app.models.content import Blob, BlobLink, Manifest, Repository, Tag, Upload
-from app.models.tenancy import Membership, Organisation, Registry, User
+from app.models.python import PythonFile, PythonProject
+from app.models.tenancy import (
+    AccessToken,
+    Invitation,
+    LoginThrottle,
+    Membership,
+    Organisation,
+    Registry,
+    RegistryGrant,
+    TrustPolicy,
+    User,
+)
 
 __all__ = [
+    "AccessToken",
+    "Invitation",
+    "LoginThrottle",
+    "RegistryGrant",
+    "TrustPolicy",
     "Blob",
     "BlobLink",
     "Manifest",
     "Membership",
     "Organisation",
+    "PythonFile",
+    "PythonProject",
     "Registry",
     "Repository",
     "Tag",

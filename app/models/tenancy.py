@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import db, utcnow
@@ -21,6 +21,14 @@ class User(db.Model):
     # Site administrators manage organisations; they get no implicit access to tenant content.
     is_site_admin: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Robots are users owned by one organisation, named `<org>+<name>`, with no password: they
+    # authenticate with their own access tokens or through a trust policy.
+    robot_org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
+    description: Mapped[str | None] = mapped_column(String(255))
+
+    @property
+    def is_robot(self) -> bool:
+        return self.robot_org_id is not None
 
 
 class Organisation(db.Model):
@@ -50,3 +58,72 @@ class Membership(db.Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RegistryGrant(db.Model):
+    """A role on one registry alone, for a user or robot (whatever their organisation role)."""
+
+    __tablename__ = "registry_grants"
+    __table_args__ = (UniqueConstraint("registry_id", "user_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    registry_id: Mapped[int] = mapped_column(ForeignKey("registries.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AccessToken(db.Model):
+    """A personal or robot token. Only a keyed hash of its secret is kept."""
+
+    __tablename__ = "access_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The public half of the token (`chp_<public>_<secret>`), to find the row without a scan.
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(16))  # "read" or "read-write"
+    # ["org/registry", ...] the token is limited to, or None for every registry of the owner.
+    registries: Mapped[list | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column()
+    last_used_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class TrustPolicy(db.Model):
+    """Lets a CI job's OIDC ID token stand for a robot, with no stored secret."""
+
+    __tablename__ = "trust_policies"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    robot_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    issuer: Mapped[str] = mapped_column(String(255))
+    audience: Mapped[str] = mapped_column(String(255))
+    # {"claim": "glob", ...}: every one must match the ID token's claim value.
+    claims: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Invitation(db.Model):
+    __tablename__ = "invitations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    # A username or an email address; matched against the invitee when they answer.
+    invitee: Mapped[str] = mapped_column(String(255), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    invited_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    answered_at: Mapped[datetime | None] = mapped_column()
+
+
+class LoginThrottle(db.Model):
+    """Failed logins per account and per client address, shared by every replica."""
+
+    __tablename__ = "login_throttle"
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    window_start: Mapped[datetime] = mapped_column(default=utcnow)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from app.access import allowed
 from app.auth.credentials import Caller, current_caller, unauthorized
+from app.pypi.names import is_reserved_path
 from app.registry.errors import RegistryError
 from app.registry.names import RepoName
 
@@ -23,6 +24,9 @@ def may(caller: Caller, action: str, name: RepoName) -> bool:
 def authorize(action: str, name: RepoName) -> Caller:
     caller = current_caller()
     if may(caller, action, name):
+        if action != "pull" and is_reserved_path(name.path):
+            # Python packages live here as OCI artifacts; only their own API keeps them whole.
+            raise RegistryError("DENIED", f"{name.full} is managed by the Python package API")
         return caller
     scope = f"repository:{name.full}:{CHALLENGE_ACTIONS[action]}"
     if not caller.principal.authenticated:

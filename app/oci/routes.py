@@ -196,9 +196,9 @@ def get_blob(name: RepoName, digest: str):
     if size is None or store.stat(digest) is None:
         raise RegistryError("BLOB_UNKNOWN", f"blob {digest} is not in repository {name.full}")
     headers = {"Docker-Content-Digest": digest}
-    if url := store.redirect_url(digest):
-        return Response(status=307, headers={**headers, "Location": url})
+    path = store.local_path(digest)
     if request.method == "HEAD":
+        # Answered here even when GETs redirect: a presigned URL is signed for GET only.
         return Response(
             status=200,
             headers={
@@ -206,20 +206,45 @@ def get_blob(name: RepoName, digest: str):
                 "Content-Length": str(size),
                 "Content-Type": "application/octet-stream",
                 "ETag": f'"{digest}"',
-                "Accept-Ranges": "bytes",
+                **({"Accept-Ranges": "bytes"} if path else {}),
+            },
+        )
+    if url := store.redirect_url(digest):
+        return Response(status=307, headers={**headers, "Location": url})
+    immutable = "private, max-age=31536000, immutable"
+    if path is None:
+        if request.if_none_match.contains(digest):
+            return Response(status=304, headers={**headers, "ETag": f'"{digest}"'})
+        # Streamed a chunk at a time: a blob may be far larger than a worker's memory.
+        blob = store.open(digest)
+
+        def chunks() -> Iterator[bytes]:
+            with blob:
+                while chunk := blob.read(CHUNK):
+                    yield chunk
+
+        return Response(
+            chunks(),
+            status=200,
+            headers={
+                **headers,
+                "Content-Length": str(size),
+                "Content-Type": "application/octet-stream",
+                "ETag": f'"{digest}"',
+                "Cache-Control": immutable,
             },
         )
     # send_file hands the open file to wsgi.file_wrapper (sendfile under gunicorn) and
     # answers Range and If-None-Match itself.
     resp = send_file(
-        store.local_path(digest),
+        path,
         mimetype="application/octet-stream",
         conditional=True,
         etag=digest,
         max_age=None,
     )
     resp.headers.update(headers)
-    resp.headers["Cache-Control"] = "private, max-age=31536000, immutable"
+    resp.headers["Cache-Control"] = immutable
     return resp
 
 

@@ -17,6 +17,8 @@ STATUS = {
     "DENIED": 403,
     "UNSUPPORTED": 405,
     "TOOMANYREQUESTS": 429,
+    # Not in the OCI spec's table; Distribution answers the same code when a backend is down.
+    "UNAVAILABLE": 503,
 }
 
 MESSAGES = {
@@ -34,6 +36,7 @@ MESSAGES = {
     "DENIED": "requested access to the resource is denied",
     "UNSUPPORTED": "the operation is unsupported",
     "TOOMANYREQUESTS": "too many requests",
+    "UNAVAILABLE": "service unavailable; retry later",
 }
 
 

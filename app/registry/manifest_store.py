@@ -8,6 +8,7 @@ from sqlalchemy import delete, select
 
 from app.models import Manifest, Repository, Tag, db
 from app.models.base import utcnow
+from app.models.ordering import bytewise
 from app.models.upsert import insert_ignore, upsert
 from app.registry import blobs, digests, manifests
 from app.registry.errors import RegistryError
@@ -98,7 +99,9 @@ def put(
         created_at=utcnow(),
     )
     manifest = find(repo, digest)
-    for tag in tags:
+    # One order for every writer: two pushes naming the same tags lock their rows alike
+    # instead of deadlocking on PostgreSQL.
+    for tag in sorted(set(tags)):
         upsert(
             Tag,
             ["repository_id", "name"],
@@ -124,9 +127,10 @@ def delete_reference(repo: Repository, reference: str) -> None:
 
 
 def tag_names(repo: Repository, last: str | None, limit: int | None) -> list[str]:
-    query = select(Tag.name).where(Tag.repository_id == repo.id).order_by(Tag.name)
+    name = bytewise(Tag.name)
+    query = select(Tag.name).where(Tag.repository_id == repo.id).order_by(name)
     if last:
-        query = query.where(Tag.name > last)
+        query = query.where(name > last)
     if limit is not None:
         query = query.limit(limit)
     return list(db.session.execute(query).scalars())

@@ -6,11 +6,13 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
+from datetime import timedelta
 
 from sqlalchemy import select
 
 from app.access import Principal
 from app.models import Repository, Upload, db
+from app.models.base import utcnow
 from app.registry import blobs, digests
 from app.registry.errors import RegistryError
 from app.storage import BlobStore
@@ -161,3 +163,13 @@ def cancel(store: BlobStore, upload: Upload) -> None:
     _hashes.drop(upload.id)
     db.session.delete(upload)
     db.session.commit()
+
+
+def sweep_abandoned(store: BlobStore, older_than: timedelta) -> int:
+    """Abort uploads opened longer ago than `older_than`: clients that vanished mid-push leave
+    sessions (and, on S3, multipart uploads) behind. Returns how many were removed."""
+    cutoff = utcnow() - older_than
+    stale = db.session.execute(select(Upload).where(Upload.created_at < cutoff)).scalars().all()
+    for upload in stale:
+        cancel(store, upload)
+    return len(stale)

@@ -18,6 +18,11 @@ class DigestMismatch(Exception):
         self.expected, self.actual = expected, actual
 
 
+class StorageUnavailable(Exception):
+    """The storage service cannot be reached or failed: the client should retry later.
+    Nothing was recorded in the database for the operation that hit it."""
+
+
 class BlobStore(Protocol):
     def stat(self, digest: str) -> int | None:
         """Size of the stored blob, or None when it is absent."""
@@ -59,4 +64,8 @@ def create_store(settings: Settings) -> BlobStore:
         from app.storage.filesystem import FilesystemStore
 
         return FilesystemStore(settings.data_dir / "storage")
+    if settings.storage == "s3":
+        from app.storage.s3 import S3Store
+
+        return S3Store.from_settings(settings)
     raise ValueError(f"unknown CARGOHOLD_STORAGE {settings.storage!r}")

@@ -34,7 +34,9 @@ class OCIClient:
             return None
         return r.json()["token"]
 
-    def request(self, method: str, path: str, **kwargs) -> requests.Response:
+    def request(
+        self, method: str, path: str, follow_redirects: bool = True, **kwargs
+    ) -> requests.Response:
         url = path if path.startswith("http") else self.base + path
         headers = kwargs.pop("headers", {}) or {}
         key = path.split("?")[0]
@@ -51,6 +53,11 @@ class OCIClient:
             self.tokens[key] = token
             headers["Authorization"] = f"Bearer {token}"
             r = self.session.request(method, url, headers=headers, allow_redirects=False, **kwargs)
+        if follow_redirects and r.status_code in (302, 307) and method in ("GET", "HEAD"):
+            # As real clients do for blobs in object storage: fetch the presigned URL, without
+            # the registry's token (the URL carries its own authorisation).
+            plain = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            r = requests.request(method, r.headers["Location"], headers=plain, timeout=120)
         return r
 
     # Conveniences for building content in tests.

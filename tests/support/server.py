@@ -66,6 +66,24 @@ class Server:
         )
         return out.stdout
 
+    def sql(self, statement: str, *params) -> list[tuple]:
+        """Run SQL against the server's database (tests use it to age rows, never to set up
+        what the product's own interfaces can)."""
+        from sqlalchemy import create_engine, text
+
+        url = (
+            self.env.get("CARGOHOLD_DATABASE_URL") or f"sqlite:///{self.data_dir / 'cargohold.db'}"
+        )
+        parts = statement.split("?")
+        named = parts[0] + "".join(f":p{i}{part}" for i, part in enumerate(parts[1:]))
+        engine = create_engine(url)
+        try:
+            with engine.begin() as conn:
+                result = conn.execute(text(named), {f"p{i}": v for i, v in enumerate(params)})
+                return [tuple(row) for row in result] if result.returns_rows else []
+        finally:
+            engine.dispose()
+
     def start(self, workers: int = 2) -> None:
         self.log_path = self.data_dir / "server.log"
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child process owns it

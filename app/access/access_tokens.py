@@ -1,0 +1,132 @@
+"""Personal and robot access tokens: `chp_<public id>_<secret>`, shown once, stored hashed.
+
+The secret is high-entropy, so a keyed SHA-256 (HMAC with the server's key) is enough and keeps
+every authenticated request fast; argon2 is for the low-entropy secrets people choose.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import select
+
+from app.access.policy import find_registry
+from app.models import AccessToken, User, db
+from app.models.base import utcnow
+
+PREFIX = "chp_"
+SCOPES = ("read", "read-write")
+_FORMAT = re.compile(r"^chp_([0-9a-f]{16})_([A-Za-z0-9_-]{32,64})$")
+# last_used_at is a hint for people, not an audit trail: write it at most once a minute.
+_TOUCH_EVERY = timedelta(minutes=1)
+
+
+def looks_like_token(secret: str) -> bool:
+    return secret.startswith(PREFIX)
+
+
+def _hash(secret: str) -> str:
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, secret.encode(), hashlib.sha256).hexdigest()
+
+
+def create(
+    user: User,
+    name: str,
+    scope: str = "read-write",
+    registries: list[str] | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[AccessToken, str]:
+    """Return the row and the plaintext token, which is never stored or shown again."""
+    name = (name or "").strip()
+    if not name or len(name) > 64:
+        raise ValueError("a token needs a name of 1 to 64 characters")
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
+    if expires_at is not None and expires_at <= utcnow():
+        raise ValueError("expiry must be in the future")
+    if registries is not None:
+        if not isinstance(registries, list) or not registries:
+            raise ValueError("registries must be a non-empty list of 'org/registry'")
+        for path in registries:
+            org, _, reg = str(path).partition("/")
+            if not reg or find_registry(org, reg) is None:
+                raise ValueError(f"registry {path!r} does not exist")
+        registries = sorted(set(registries))
+    public_id = secrets.token_hex(8)
+    secret = f"{PREFIX}{public_id}_{secrets.token_urlsafe(32)}"
+    row = AccessToken(
+        public_id=public_id,
+        secret_hash=_hash(secret),
+        user_id=user.id,
+        name=name,
+        scope=scope,
+        registries=registries,
+        expires_at=expires_at,
+    )
+    db.session.add(row)
+    db.session.commit()
+    return row, secret
+
+
+def usable(row: AccessToken | None) -> bool:
+    if row is None or row.revoked_at is not None:
+        return False
+    return row.expires_at is None or row.expires_at > utcnow()
+
+
+def verify(secret: str) -> AccessToken | None:
+    """The live token row for a presented secret, or None; records when it was last used."""
+    match = _FORMAT.match(secret)
+    if not match:
+        return None
+    row = db.session.execute(
+        select(AccessToken).where(AccessToken.public_id == match.group(1))
+    ).scalar_one_or_none()
+    if row is None or not hmac.compare_digest(row.secret_hash, _hash(secret)):
+        return None
+    if not usable(row):
+        return None
+    now = utcnow()
+    if row.last_used_at is None or now - row.last_used_at > _TOUCH_EVERY:
+        row.last_used_at = now
+        db.session.commit()
+    return row
+
+
+def revoke(row: AccessToken) -> None:
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        db.session.commit()
+
+
+def of_user(user: User) -> list[AccessToken]:
+    return list(
+        db.session.execute(
+            select(AccessToken)
+            .where(AccessToken.user_id == user.id, AccessToken.revoked_at.is_(None))
+            .order_by(AccessToken.id)
+        ).scalars()
+    )
+
+
+def describe(row: AccessToken) -> dict:
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat() + "Z" if value else None
+
+    return {
+        "id": row.id,
+        "name": row.name,
+        "scope": row.scope,
+        "registries": row.registries,
+        "created_at": iso(row.created_at),
+        "expires_at": iso(row.expires_at),
+        "last_used_at": iso(row.last_used_at),
+        "revoked": row.revoked_at is not None,
+        "prefix": f"{PREFIX}{row.public_id}",
+    }

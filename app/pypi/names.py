@@ -1,0 +1,37 @@
+"""Project names (PEP 503 / core metadata) and where Python files live in the OCI namespace."""
+
+from __future__ import annotations
+
+import re
+
+from packaging.utils import canonicalize_name
+
+# The core-metadata spec's rule for `Name`, as PyPI enforces it on upload.
+NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+MAX_NAME = 128
+
+# First path component of every repository of Python files: `<org>/<registry>/<this>/<project>`.
+# It is valid OCI grammar so oras and crane can pull the artifacts, and the OCI blueprint refuses
+# pushes and deletes under it (see is_reserved_path), so container images can never land there.
+# The `cargohold.` prefix is reserved as a whole, for the package formats that will follow.
+RESERVED_PREFIX = "cargohold."
+NAMESPACE = "cargohold.pypi"
+
+
+def is_valid(name: str) -> bool:
+    return len(name) <= MAX_NAME and bool(NAME.match(name))
+
+
+def normalize(name: str) -> str:
+    """PEP 503: runs of -, _ and . become one -, lowercased."""
+    return canonicalize_name(name)
+
+
+def repository(org: str, registry: str, project: str) -> str:
+    """The OCI repository of a project; `project` must already be normalized."""
+    return f"{org}/{registry}/{NAMESPACE}/{project}"
+
+
+def is_reserved_path(path: str) -> bool:
+    """True for the `<path>` part of an OCI repository name that only Cargohold itself may write."""
+    return path.split("/", 1)[0].startswith(RESERVED_PREFIX)

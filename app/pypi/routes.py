@@ -1,0 +1,361 @@
+"""/api/v1/<org>/<registry>/python/...: the upload API twine and uv publish speak, the Simple API
+pip and uv read, file downloads, and yank/delete management.
+
+Errors are plain text with the reason in the status line, as PyPI answers: twine prints the
+reason phrase, and `--skip-existing` looks for "already exist" in it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC
+
+from flask import Blueprint, Response, current_app, jsonify, redirect, request, send_file, url_for
+
+from app.access import allowed
+from app.access.policy import find_registry
+from app.auth.credentials import Caller, current_caller
+from app.models import PythonFile
+from app.pypi import cli, simple, store
+from app.pypi.errors import PyPIError, bad_request, not_found
+from app.pypi.form import read_upload
+from app.pypi.names import normalize, repository
+from app.pypi.store import Target
+from app.registry.errors import RegistryError
+
+bp = Blueprint("pypi", __name__, url_prefix="/api/v1/<org>/<registry>/python", cli_group="python")
+for _command in cli.COMMANDS:
+    bp.cli.add_command(_command)
+DRAIN_LIMIT = 16 * 1024 * 1024
+MAX_REASON = 1024
+CHUNK = 1024 * 1024
+
+
+def _blobstore():
+    return current_app.extensions["cargohold.store"]
+
+
+def _drain() -> None:
+    # Read what the client is still sending (up to a bound) so it sees this answer, not a reset.
+    stream, drained = request.stream, 0
+    while drained < DRAIN_LIMIT and (chunk := stream.read(CHUNK)):
+        drained += len(chunk)
+
+
+def _management() -> bool:
+    return "/python/projects/" in request.path
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    _drain()
+    if _management():
+        resp = jsonify({"error": message})
+        resp.status_code = status
+    else:
+        # The reason phrase must be one line of latin-1; the body keeps the full text.
+        reason = message.encode("ascii", "replace").decode()[:300]
+        resp = Response(message + "\n", status=f"{status} {reason}", mimetype="text/plain")
+    resp.headers.update(headers or {})
+    return resp
+
+
+def _challenge() -> dict[str, str]:
+    service = current_app.extensions["cargohold.settings"].service
+    return {"WWW-Authenticate": f'Basic realm="{service}"'}
+
+
+@bp.errorhandler(PyPIError)
+def _pypi_error(exc: PyPIError):
+    headers = dict(exc.headers)
+    if exc.status == 401:
+        headers.update(_challenge())
+    return _error(exc.status, exc.message, headers)
+
+
+@bp.errorhandler(RegistryError)
+def _registry_error(exc: RegistryError):
+    # Bad credentials (from current_caller) and core refusals, told the PyPI way.
+    detail = exc.detail if isinstance(exc.detail, str) else exc.code.replace("_", " ").lower()
+    # Keep Retry-After and the like; the OCI Bearer challenge becomes the Basic one pip knows.
+    headers = {k: v for k, v in exc.headers.items() if v and k != "WWW-Authenticate"}
+    if exc.status == 401:
+        headers.update(_challenge())
+    return _error(exc.status, detail or "error", headers)
+
+
+# ---- authorization --------------------------------------------------------------------------
+
+
+def _may(
+    caller: Caller, action: str, org: str, registry: str, project: str | None, claim: bool
+) -> bool:
+    if not allowed(caller.principal, action, org, registry):
+        return False
+    if caller.access is None or not claim:
+        return True
+    # A registry token (Bearer) is bounded by its access claim, which names OCI repositories.
+    if project is None:
+        return False
+    held = caller.access.get(("repository", repository(org, registry, project)), frozenset())
+    return action in held or "*" in held
+
+
+def _authorize(
+    action: str, org: str, registry: str, project: str | None = None, claim: bool = True
+) -> Target:
+    """The caller may do `action`; with claim=False a token's claim is checked later, once the
+    project is known (an upload names it only in its body)."""
+    caller = current_caller()
+    if not _may(caller, action, org, registry, project, claim):
+        if not caller.principal.authenticated:
+            raise PyPIError(401, "Authentication required")
+        raise PyPIError(
+            403, f"Forbidden: {caller.principal.name} may not {action} in {org}/{registry}"
+        )
+    reg = find_registry(org, registry)
+    if reg is None:  # allowed() grants nothing on a missing registry; kept for the type checker
+        raise not_found()
+    return Target(org, registry, reg)
+
+
+# ---- upload ---------------------------------------------------------------------------------
+
+
+@bp.route("", methods=["POST"])
+@bp.route("/", methods=["POST"])
+def upload(org: str, registry: str):
+    """The legacy upload API. Never redirects: twine treats a redirect as a failure."""
+    # Refused before a byte of the body is read, when the role alone says no.
+    target = _authorize("push", org, registry, claim=False)
+    caller = current_caller()
+    tmp = current_app.extensions["cargohold.settings"].data_dir / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    # Spooled beside the blob store, on disk, and gone when closed whatever happens.
+    with tempfile.TemporaryFile(dir=tmp, prefix="pypi-") as spool:
+        form = read_upload(
+            request.stream.read, request.headers.get("Content-Type"), spool, store.MAX_FILE_SIZE
+        )
+        if caller.access is not None:
+            _authorize("push", org, registry, normalize(form.get("name") or "-"))
+        row, created = store.upload(_blobstore(), target, form, spool, caller.principal.name)
+    message = "OK" if created else f"OK: {row.filename} was already uploaded with this content"
+    return Response(message + "\n", status=200, mimetype="text/plain")
+
+
+# ---- Simple API -----------------------------------------------------------------------------
+
+
+def _page(body: str, content_type: str, last_modified, public: bool) -> Response:
+    resp = Response(body, content_type=simple.response_type(content_type))
+    resp.headers["Vary"] = "Accept"
+    resp.set_etag(hashlib.sha256(f"{content_type}\n{body}".encode()).hexdigest()[:40])
+    if last_modified is not None:
+        resp.last_modified = last_modified.replace(tzinfo=UTC)
+    # Revalidate every time: a yank must be seen at once, and the ETag makes that a 304.
+    resp.cache_control.max_age = 0
+    resp.cache_control.must_revalidate = True
+    if public:
+        resp.cache_control.public = True
+    else:
+        resp.cache_control.private = True
+    return resp.make_conditional(request)
+
+
+@bp.route("/simple", methods=["GET"])
+def index_redirect(org: str, registry: str):
+    _authorize("pull", org, registry)
+    return redirect(url_for("pypi.index", org=org, registry=registry), 301)
+
+
+@bp.route("/simple/", methods=["GET"])
+def index(org: str, registry: str):
+    target = _authorize("pull", org, registry)
+    names = [p.name for p in store.projects(target)]
+    content_type = simple.negotiate(request.headers.get("Accept"))
+    render = simple.index_json if simple.is_json(content_type) else simple.index_html
+    body = render(names)
+    return _page(body, content_type, store.last_change(target), target.registry.public)
+
+
+@bp.route("/simple/<project>", methods=["GET"])
+def project_redirect(org: str, registry: str, project: str):
+    name = normalize(project)
+    _authorize("pull", org, registry, name)
+    return redirect(url_for("pypi.project_page", org=org, registry=registry, project=name), 301)
+
+
+@bp.route("/simple/<project>/", methods=["GET"])
+def project_page(org: str, registry: str, project: str):
+    name = normalize(project)
+    target = _authorize("pull", org, registry, name)
+    if name != project:
+        # PEP 503: one URL per project, under its normalized name.
+        return redirect(url_for("pypi.project_page", org=org, registry=registry, project=name), 301)
+    proj = store.project(target, name)
+    files = store.live_files(proj)
+    if not files:
+        raise not_found()
+    views = [simple.file_view(f, name) for f in files]
+    content_type = simple.negotiate(request.headers.get("Accept"))
+    if simple.is_json(content_type):
+        body = simple.project_json(name, store.versions(files), views)
+    else:
+        body = simple.project_html(name, views)
+    return _page(body, content_type, proj.updated_at, target.registry.public)
+
+
+# ---- files ----------------------------------------------------------------------------------
+
+
+def _send_blob(digest: str, filename: str, public: bool) -> Response:
+    blobstore = _blobstore()
+    # Filenames are never reused, so a file's URL names the same bytes forever.
+    cache = f"{'public' if public else 'private'}, max-age=31536000, immutable"
+    path = blobstore.local_path(digest)
+    if path is not None:
+        if not path.exists():
+            raise not_found()
+        # conditional=True answers Range (uv reads wheels by ranges) and If-None-Match;
+        # download_name, because clients take the filename from Content-Disposition.
+        resp = send_file(
+            path,
+            mimetype="application/octet-stream",
+            download_name=filename,
+            conditional=True,
+            etag=digest,
+            max_age=None,
+        )
+        resp.headers["Cache-Control"] = cache
+        return resp
+    size = blobstore.stat(digest)
+    if size is None:
+        raise not_found()
+    headers = {
+        "ETag": f'"{digest}"',
+        "Cache-Control": cache,
+        "Content-Type": "application/octet-stream",
+        "Content-Length": str(size),
+        "Accept-Ranges": "bytes",
+        "Content-Disposition": f'inline; filename="{filename}"',
+    }
+    # HEAD is answered here even when GET redirects: a presigned URL is signed for GET only.
+    if request.method == "HEAD":
+        return Response(status=200, headers=headers)
+    if url := blobstore.redirect_url(digest):
+        return redirect(url, 307)
+    if request.if_none_match.contains(digest):
+        return Response(status=304, headers={"ETag": headers["ETag"]})
+    start, length, status = 0, size, 200
+    wanted = request.range
+    if_range = request.if_range
+    if wanted is not None and len(wanted.ranges) == 1 and if_range.etag in (None, digest):
+        bounds = wanted.range_for_length(size)
+        if bounds is None:
+            return Response(status=416, headers={"Content-Range": f"bytes */{size}"})
+        start, length, status = bounds[0], bounds[1] - bounds[0], 206
+        headers["Content-Range"] = f"bytes {start}-{bounds[1] - 1}/{size}"
+        headers["Content-Length"] = str(length)
+    blob = blobstore.open(digest)
+
+    def chunks() -> Iterator[bytes]:
+        # The store's reader may not seek (an S3 body), so a range start is read past.
+        with blob:
+            skip, left = start, length
+            while skip and (data := blob.read(min(CHUNK, skip))):
+                skip -= len(data)
+            while left and (data := blob.read(min(CHUNK, left))):
+                left -= len(data)
+                yield data
+
+    return Response(chunks(), status=status, headers=headers)
+
+
+@bp.route("/files/<project>/<filename>", methods=["GET"])
+def download(org: str, registry: str, project: str, filename: str):
+    target = _authorize("pull", org, registry, project)
+    if filename.endswith(".metadata"):
+        # PEP 658: `<file URL>.metadata` is the wheel's METADATA file.
+        f = store.find_file(target, project, filename.removesuffix(".metadata"))
+        if f.filetype != "bdist_wheel":
+            raise not_found()
+        return _send_blob(f.metadata_digest, filename, target.registry.public)
+    f = store.find_file(target, project, filename)
+    return _send_blob(f.digest, f.filename, target.registry.public)
+
+
+# ---- management: yank, unyank, delete -------------------------------------------------------
+
+
+def _file_json(f: PythonFile) -> dict:
+    return {
+        "filename": f.filename,
+        "version": f.version,
+        "filetype": f.filetype,
+        "size": f.size,
+        "sha256": f.sha256,
+        "requires_python": f.requires_python,
+        "uploaded_at": simple.upload_time(f.uploaded_at),
+        "uploaded_by": f.uploaded_by,
+        "yanked": f.yanked,
+        "yanked_reason": f.yanked_reason,
+        "deleted": f.deleted_at is not None,
+        "manifest_digest": f.manifest_digest,
+    }
+
+
+def _reason() -> str | None:
+    body = request.get_json(silent=True) or {}
+    reason = body.get("reason") if isinstance(body, dict) else None
+    if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON):
+        raise bad_request(f"reason must be a string of at most {MAX_REASON} characters")
+    return reason or None
+
+
+@bp.route("/projects/<project>", methods=["GET"])
+def project_detail(org: str, registry: str, project: str):
+    name = normalize(project)
+    target = _authorize("pull", org, registry, name)
+    files = store.live_files(store.project(target, name))
+    return jsonify({"name": name, "files": [_file_json(f) for f in files]})
+
+
+def _yank(org, registry, project, *, filename=None, version=None, yanked: bool):
+    name = normalize(project)
+    target = _authorize("push", org, registry, name)
+    files = store.set_yanked(
+        target,
+        name,
+        filename=filename,
+        version=version,
+        yanked=yanked,
+        reason=_reason() if yanked else None,
+    )
+    return jsonify({"files": [_file_json(f) for f in files]})
+
+
+@bp.route("/projects/<project>/files/<filename>/yank", methods=["POST", "DELETE"])
+def yank_file(org: str, registry: str, project: str, filename: str):
+    return _yank(org, registry, project, filename=filename, yanked=request.method == "POST")
+
+
+@bp.route("/projects/<project>/releases/<version>/yank", methods=["POST", "DELETE"])
+def yank_release(org: str, registry: str, project: str, version: str):
+    return _yank(org, registry, project, version=version, yanked=request.method == "POST")
+
+
+@bp.route("/projects/<project>/files/<filename>", methods=["DELETE"])
+def delete_file(org: str, registry: str, project: str, filename: str):
+    name = normalize(project)
+    target = _authorize("delete", org, registry, name)
+    files = store.delete(target, name, filename=filename)
+    return jsonify({"files": [_file_json(f) for f in files]})
+
+
+@bp.route("/projects/<project>/releases/<version>", methods=["DELETE"])
+def delete_release(org: str, registry: str, project: str, version: str):
+    name = normalize(project)
+    target = _authorize("delete", org, registry, name)
+    files = store.delete(target, name, version=version)
+    return jsonify({"files": [_file_json(f) for f in files]})

@@ -1,0 +1,88 @@
+"""An OIDC issuer on loopback, with its own keys, discovery and JWKS documents, that mints ID
+tokens the way a CI system (GitHub Actions, GitLab) does."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+
+class Issuer:
+    def __init__(self) -> None:
+        self.keys: dict[str, rsa.RSAPrivateKey] = {}
+        self.published: list[str] = []
+        self.jwks_requests = 0
+        self.rotate()
+        issuer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                if self.path == "/.well-known/openid-configuration":
+                    body = {"issuer": issuer.url, "jwks_uri": f"{issuer.url}/jwks"}
+                elif self.path == "/jwks":
+                    issuer.jwks_requests += 1
+                    body = issuer.jwks()
+                else:
+                    self.send_error(404)
+                    return
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *_args) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def rotate(self) -> str:
+        """A new signing key, published beside the old ones; returns its key id."""
+        kid = uuid.uuid4().hex[:12]
+        self.keys[kid] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.published.append(kid)
+        self.current = kid
+        return kid
+
+    def jwks(self) -> dict:
+        keys = []
+        for kid in self.published:
+            jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.keys[kid].public_key()))
+            keys.append({**jwk, "kid": kid, "use": "sig", "alg": "RS256"})
+        return {"keys": keys}
+
+    def token(
+        self,
+        audience: str = "cargohold",
+        lifetime: int = 300,
+        kid: str | None = None,
+        key: rsa.RSAPrivateKey | None = None,
+        issued_ago: int = 0,
+        **claims,
+    ) -> str:
+        now = int(time.time()) - issued_ago
+        payload = {
+            "iss": self.url,
+            "aud": audience,
+            "sub": "repo:acme/app:ref:refs/heads/main",
+            "iat": now,
+            "nbf": now,
+            "exp": now + lifetime,
+            "repository": "acme/app",
+            "ref": "refs/heads/main",
+            **claims,
+        }
+        kid = kid or self.current
+        return jwt.encode(payload, key or self.keys[kid], algorithm="RS256", headers={"kid": kid})
+
+    def close(self) -> None:
+        self.httpd.shutdown()

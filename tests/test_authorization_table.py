@@ -1,0 +1,349 @@
+"""Every route × every kind of caller × own tenant / other tenant / public registry.
+
+The expected outcomes are written out by hand below, from the role table in
+docs/tenancy.md, not computed by the code under test. A route the application serves that is
+missing from REQUIREMENTS fails `test_every_route_is_in_the_table`.
+
+Requests carry harmless input (empty bodies, unknown ids), so an allowed call answers 2xx or a
+4xx about the input, and a denied one answers 401, 403, or the 404 that hides an organisation.
+"""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from app import create_app
+from app.config import Settings
+from tests.support.client import OCIClient
+from tests.support.server import make_server
+from tests.support.services import Backend
+
+# ---- what each route needs -------------------------------------------------------------------
+# "pull", "push", "delete": on the target registry; "org:read", "org:admin": on its
+# organisation; "account:read", "account:manage", "org:create": the caller's own account;
+# "public": anyone; "login": anyone who presents credentials (the /v2/ challenge endpoints).
+REQUIREMENTS: dict[str, str] = {
+    # token service
+    "GET auth.token_get": "public",
+    "POST auth.token_post": "public",
+    # OCI distribution
+    "GET oci.base": "login",
+    "HEAD oci.base": "login",
+    "GET oci.catalog_list": "login",
+    "HEAD oci.catalog_list": "login",
+    "GET oci:get_manifest": "pull",
+    "HEAD oci:get_manifest": "pull",
+    "PUT oci:put_manifest": "push",
+    "DELETE oci:delete_manifest": "delete",
+    "GET oci:get_blob": "pull",
+    "HEAD oci:get_blob": "pull",
+    "DELETE oci:delete_blob": "delete",
+    "POST oci:start_upload": "push",
+    "GET oci:upload_status": "push",
+    "HEAD oci:upload_status": "push",
+    "PATCH oci:patch_upload": "push",
+    "PUT oci:put_upload": "push",
+    "DELETE oci:cancel_upload": "push",
+    "GET oci:list_tags": "pull",
+    "HEAD oci:list_tags": "pull",
+    "GET oci:list_referrers": "pull",
+    "HEAD oci:list_referrers": "pull",
+    # Python packages
+    "POST pypi.upload": "push",
+    "GET pypi.index_redirect": "pull",
+    "GET pypi.index": "pull",
+    "GET pypi.project_redirect": "pull",
+    "GET pypi.project_page": "pull",
+    "GET pypi.download": "pull",
+    "GET pypi.project_detail": "pull",
+    "POST pypi.yank_file": "push",
+    "DELETE pypi.yank_file": "push",
+    "POST pypi.yank_release": "push",
+    "DELETE pypi.yank_release": "push",
+    "DELETE pypi.delete_file": "delete",
+    "DELETE pypi.delete_release": "delete",
+    # management API
+    "GET api.openapi_json": "public",
+    "POST api.oidc_exchange": "public",
+    "GET api.get_user": "account:read",
+    "GET api.list_tokens": "account:read",
+    "POST api.create_token": "account:manage",
+    "DELETE api.revoke_token": "account:manage",
+    "GET api.my_invitations": "account:read",
+    "POST api.accept_invitation": "account:manage",
+    "POST api.decline_invitation": "account:manage",
+    "POST api.create_org": "org:create",
+    "GET api.get_org": "org:read",
+    "GET api.list_registries": "org:read",
+    "POST api.create_registry": "org:admin",
+    "PATCH api.update_registry": "org:admin",
+    "GET api.list_grants": "org:admin",
+    "PUT api.put_grant": "org:admin",
+    "DELETE api.delete_grant": "org:admin",
+    "GET api.list_members": "org:read",
+    "PUT api.put_member": "org:admin",
+    "DELETE api.delete_member": "org:admin",
+    "GET api.list_org_invitations": "org:admin",
+    "POST api.create_invitation": "org:admin",
+    "DELETE api.cancel_invitation": "org:admin",
+    "GET api.list_robots": "org:admin",
+    "POST api.create_robot": "org:admin",
+    "DELETE api.delete_robot": "org:admin",
+    "GET api.list_robot_tokens": "org:admin",
+    "POST api.create_robot_token": "org:admin",
+    "DELETE api.revoke_robot_token": "org:admin",
+    "GET api.list_trust_policies": "org:admin",
+    "POST api.create_trust_policy": "org:admin",
+    "DELETE api.delete_trust_policy": "org:admin",
+}
+
+# Targets: A = acme/main (private, acme), P = other/private, Q = other/public.
+TARGETS = {"A": ("acme", "main"), "P": ("other", "private"), "Q": ("other", "public")}
+ALL = frozenset(TARGETS)
+NONE: frozenset[str] = frozenset()
+
+# Callers: alice writer of acme, victor viewer of acme, admin admin of acme, mallory admin of
+# other, a robot of acme with writer on acme/main only, and alice's read-only token. Every caller
+# but "admin-password" authenticates with a read-write access token of its own.
+CALLERS = (
+    "anonymous",
+    "viewer",
+    "writer",
+    "admin",
+    "admin-password",
+    "outsider",
+    "robot",
+    "read-token",
+)
+
+# ALLOWED[requirement][caller] = the targets where the call is allowed.
+_pull = {"anonymous": {"Q"}, "outsider": {"P", "Q"}}
+ALLOWED: dict[str, dict[str, frozenset[str]]] = {
+    "public": dict.fromkeys(CALLERS, ALL),
+    "login": {c: (NONE if c == "anonymous" else ALL) for c in CALLERS},
+    "pull": {c: frozenset(_pull.get(c, {"A", "Q"})) for c in CALLERS},
+    "push": {
+        "anonymous": NONE,
+        "viewer": NONE,
+        "writer": frozenset({"A"}),
+        "admin": frozenset({"A"}),
+        "admin-password": frozenset({"A"}),
+        "outsider": frozenset({"P", "Q"}),
+        "robot": frozenset({"A"}),
+        "read-token": NONE,
+    },
+    "org:read": {
+        "anonymous": NONE,
+        "viewer": frozenset({"A"}),
+        "writer": frozenset({"A"}),
+        "admin": frozenset({"A"}),
+        "admin-password": frozenset({"A"}),
+        "outsider": frozenset({"P", "Q"}),
+        "robot": NONE,
+        "read-token": frozenset({"A"}),
+    },
+    "org:admin": {
+        "anonymous": NONE,
+        "viewer": NONE,
+        "writer": NONE,
+        "admin": frozenset({"A"}),
+        "admin-password": frozenset({"A"}),
+        "outsider": frozenset({"P", "Q"}),
+        "robot": NONE,
+        "read-token": NONE,
+    },
+    "account:read": {c: (NONE if c in ("anonymous", "robot") else ALL) for c in CALLERS},
+    # Tokens never manage the account that owns them.
+    "account:manage": {c: (ALL if c == "admin-password" else NONE) for c in CALLERS},
+    "org:create": {
+        c: (ALL if c in ("viewer", "writer", "admin", "admin-password", "outsider") else NONE)
+        for c in CALLERS
+    },
+}
+ALLOWED["delete"] = ALLOWED["push"]
+
+
+def route_inventory() -> dict[str, str]:
+    """Every (method, endpoint) the application serves, with its URL rule."""
+    app = create_app(Settings(data_dir=Path(tempfile.mkdtemp(prefix="cargohold-routes-"))))
+    found: dict[str, str] = {}
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in ("static", "oci.dispatch"):
+            continue
+        for method in sorted(rule.methods - {"OPTIONS"}):
+            if method == "HEAD" and not rule.endpoint.startswith("oci."):
+                continue  # Flask adds HEAD to every GET; only the OCI spec asks for it
+            found[f"{method} {rule.endpoint}"] = rule.rule
+    from app.oci.routes import ROUTES
+
+    for pattern, handlers in ROUTES:
+        for method, handler in handlers.items():
+            found[f"{method} oci:{handler.__name__}"] = pattern.pattern
+            if method == "GET":
+                found[f"HEAD oci:{handler.__name__}"] = pattern.pattern
+    return found
+
+
+INVENTORY = route_inventory()
+
+
+def test_every_route_is_in_the_table():
+    missing = sorted(set(INVENTORY) - set(REQUIREMENTS))
+    stale = sorted(set(REQUIREMENTS) - set(INVENTORY))
+    assert not missing, f"routes without an authorization rule in the table: {missing}"
+    assert not stale, f"table rows for routes that no longer exist: {stale}"
+
+
+# ---- a server of its own, so other tests' changes cannot move the outcomes --------------------
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    backend = Backend()
+    srv = make_server(tmp_path_factory.mktemp("authz"), extra_env=backend.env())
+    srv.start()
+    try:
+        api = f"{srv.url}/api/v1"
+        admin = ("admin", srv.users["admin"])
+        r = requests.post(f"{api}/orgs/acme/robots", json={"name": "table"}, auth=admin)
+        assert r.status_code == 201, r.text
+        requests.put(
+            f"{api}/orgs/acme/registries/main/grants/acme+table",
+            json={"role": "writer"},
+            auth=admin,
+        ).raise_for_status()
+
+        def token(user: str, password: str, body: dict, path: str = "/tokens") -> str:
+            r = requests.post(f"{api}{path}", json=body, auth=(user, password))
+            assert r.status_code == 201, r.text
+            return r.json()["token"]
+
+        creds: dict[str, tuple[str, str] | None] = {"anonymous": None}
+        for caller, user in (
+            ("viewer", "victor"),
+            ("writer", "alice"),
+            ("admin", "admin"),
+            ("outsider", "mallory"),
+        ):
+            creds[caller] = (user, token(user, srv.users[user], {"name": "table"}))
+        creds["admin-password"] = admin
+        creds["robot"] = (
+            "acme+table",
+            token("admin", srv.users["admin"], {"name": "t"}, "/orgs/acme/robots/table/tokens"),
+        )
+        creds["read-token"] = (
+            "alice",
+            token("alice", srv.users["alice"], {"name": "ro", "scope": "read"}),
+        )
+        content = {}
+        for key, (org, reg) in TARGETS.items():
+            owner = "admin" if org == "acme" else "mallory"
+            c = OCIClient(srv.url, owner, srv.users[owner])
+            digest, manifest = c.push_image(
+                f"{org}/{reg}/table/app", "v1", [b"table-" + key.encode()]
+            )
+            content[key] = (digest, manifest["config"]["digest"])
+        yield srv, creds, content
+    finally:
+        srv.stop()
+        backend.cleanup()
+
+
+ZERO = "sha256:" + "0" * 64
+
+
+def request_for(key: str, rule: str, target: str, content) -> tuple[str, str, dict]:
+    """Method, path and request arguments that reach this route harmlessly."""
+    method, endpoint = key.split(" ", 1)
+    org, reg = TARGETS[target]
+    if endpoint.startswith("oci:"):
+        repo = f"/v2/{org}/{reg}/table/app"
+        manifest_digest, config_digest = content[target]
+        handler = endpoint[4:]
+        paths = {
+            "get_manifest": f"{repo}/manifests/v1",
+            "put_manifest": f"{repo}/manifests/v2",
+            "delete_manifest": f"{repo}/manifests/{ZERO}",
+            "get_blob": f"{repo}/blobs/{config_digest}",
+            "delete_blob": f"{repo}/blobs/{ZERO}",
+            "start_upload": f"{repo}/blobs/uploads/",
+            "list_tags": f"{repo}/tags/list",
+            "list_referrers": f"{repo}/referrers/{manifest_digest}",
+        }
+        path = paths.get(handler, f"{repo}/blobs/uploads/{secrets.token_hex(16)}")
+        kwargs: dict = {}
+        if handler == "put_manifest":
+            kwargs = {
+                "data": b"{}",
+                "headers": {"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+            }
+        return method, path, kwargs
+    values = {
+        "org": org,
+        "registry": reg,
+        "username": "nobody-here",
+        "name": "nobody",
+        "int:token_id": "999999",
+        "int:invitation_id": "999999",
+        "int:policy_id": "999999",
+        "project": "nothing",
+        "filename": "nothing-1.0.tar.gz",
+        "version": "1.0",
+    }
+    path = rule
+    for placeholder, value in values.items():
+        path = path.replace(f"<{placeholder}>", value)
+    assert "<" not in path, f"no test value for a parameter of {rule}"
+    kwargs = {"json": {}} if method in ("POST", "PUT", "PATCH") else {}
+    if key == "POST auth.token_post":
+        kwargs = {"data": {}}
+    return method, path, kwargs
+
+
+def denied(response: requests.Response) -> bool:
+    if response.status_code in (401, 403):
+        return True
+    if (
+        response.status_code == 404
+        and response.content
+        and response.headers.get("Content-Type", "").startswith("application/json")
+    ):
+        errors = response.json().get("errors") or [{}]
+        message = str(errors[0].get("message", ""))
+        # The management API's answer to outsiders: the organisation seems not to exist.
+        return message.startswith("organisation ") and message.endswith(" not found")
+    return False
+
+
+@pytest.mark.parametrize("key", sorted(REQUIREMENTS))
+def test_route_authorization(world, key):
+    srv, creds, content = world
+    if key not in INVENTORY:
+        pytest.fail(f"{key} is in the table but not served")
+    rule = INVENTORY[key]
+    expected = ALLOWED[REQUIREMENTS[key]]
+
+    def check(case: tuple[str, str]) -> str | None:
+        caller, target = case
+        method, path, kwargs = request_for(key, rule, target, content)
+        r = requests.request(
+            method, srv.url + path, auth=creds[caller], allow_redirects=False, **kwargs
+        )
+        want_allowed = target in expected[caller]
+        if want_allowed == denied(r) or r.status_code >= 500:
+            return (
+                f"{caller} on {target} ({method} {path}): expected "
+                f"{'allowed' if want_allowed else 'denied'}, got {r.status_code} {r.text[:120]}"
+            )
+        return None
+
+    cases = [(caller, target) for caller in CALLERS for target in TARGETS]
+    with ThreadPoolExecutor(8) as pool:
+        wrong = [w for w in pool.map(check, cases) if w]
+    assert not wrong, "\n".join(wrong)
