@@ -2,7 +2,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 
-.PHONY: run test lint format tools bench install
+.PHONY: run test lint format tools services bench install
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,10 @@ run: install
 tools:
 	scripts/install-tools.sh
 
-test: install tools
+services: install
+	scripts/services.sh start
+
+test: install tools services
 	scripts/test.sh
 
 lint: install
@@ -28,5 +31,7 @@ lint: install
 format: install
 	$(VENV)/bin/ruff format app tests bench wsgi.py
 
+# Cargohold side by side with Distribution, pypiserver and devpi; regenerates docs/benchmarks.md.
 bench: install
-	$(VENV)/bin/python bench/blob_throughput.py
+	scripts/install-bench-tools.sh
+	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)

@@ -9,9 +9,7 @@ on the same disk as the checkout, so figures compare with a plain copy on that d
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -24,9 +22,17 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import (  # noqa: E402
+    MiB,
+    cargohold_token,
+    hash_file,
+    make_file,
+    pull,
+    push_chunked,
+    push_single_post,
+    timed,
+)
 from tests.support.server import child_pids, make_server  # noqa: E402
-
-MiB = 1024 * 1024
 
 
 class RssSampler(threading.Thread):
@@ -60,75 +66,6 @@ class RssSampler(threading.Thread):
             time.sleep(0.05)
 
 
-def make_file(path: Path, size: int) -> tuple[str, float]:
-    h = hashlib.sha256()
-    piece = os.urandom(16 * MiB)
-    with open(path, "wb") as f:
-        written = 0
-        while written < size:
-            chunk = piece[: min(len(piece), size - written)]
-            # Vary each piece so no layer of the stack can deduplicate it.
-            chunk = written.to_bytes(8, "big") + chunk[8:]
-            f.write(chunk)
-            h.update(chunk)
-            written += len(chunk)
-    start = time.perf_counter()
-    h2 = hashlib.sha256()
-    with open(path, "rb") as f:
-        while b := f.read(MiB):
-            h2.update(b)
-    return "sha256:" + h.hexdigest(), time.perf_counter() - start
-
-
-def token(base: str, user: str, password: str, repos: list[str]) -> str:
-    scopes = [f"repository:{r}:pull,push" for r in repos]
-    r = requests.get(f"{base}/auth/token", params={"scope": scopes}, auth=(user, password))
-    r.raise_for_status()
-    return r.json()["token"]
-
-
-def push_monolithic(s: requests.Session, base: str, repo: str, path: Path, digest: str) -> None:
-    with open(path, "rb") as f:
-        r = s.post(f"{base}/v2/{repo}/blobs/uploads/?digest={digest}", data=f)
-    assert r.status_code == 201, r.text
-
-
-def push_chunked(
-    s: requests.Session, base: str, repo: str, path: Path, digest: str, chunk: int
-) -> None:
-    r = s.post(f"{base}/v2/{repo}/blobs/uploads/")
-    assert r.status_code == 202, r.text
-    location = base + r.headers["Location"]
-    offset = 0
-    with open(path, "rb") as f:
-        while data := f.read(chunk):
-            r = s.patch(
-                location,
-                data=data,
-                headers={"Content-Range": f"{offset}-{offset + len(data) - 1}"},
-            )
-            assert r.status_code == 202, r.text
-            location = base + r.headers["Location"]
-            offset += len(data)
-    r = s.put(f"{location}?digest={digest}")
-    assert r.status_code == 201, r.text
-
-
-def pull(s: requests.Session, base: str, repo: str, digest: str) -> None:
-    h = hashlib.sha256()
-    with s.get(f"{base}/v2/{repo}/blobs/{digest}", stream=True) as r:
-        assert r.status_code == 200
-        for chunk in r.iter_content(MiB):
-            h.update(chunk)
-    assert "sha256:" + h.hexdigest() == digest
-
-
-def timed(fn, *args) -> float:
-    start = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - start
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes-mib", type=int, nargs="+", default=[64, 1024])
@@ -146,21 +83,23 @@ def main() -> None:
         base = server.url
         for size_mib in args.sizes_mib:
             path = work / f"blob-{size_mib}"
-            digest, hash_seconds = make_file(path, size_mib * MiB)
+            digest = make_file(path, size_mib * MiB)
+            hash_seconds = timed(hash_file, path)
             copy_start = time.perf_counter()
             shutil.copyfile(path, work / "copy")
             copy_seconds = time.perf_counter() - copy_start
             (work / "copy").unlink()
             repos = [f"acme/main/bench-{size_mib}-{kind}" for kind in ("mono", "chunked")]
             s = requests.Session()
-            s.headers["Authorization"] = "Bearer " + token(
-                base, "admin", server.admin_password, repos
+            scopes = [f"repository:{r}:pull,push" for r in repos]
+            s.headers["Authorization"] = "Bearer " + cargohold_token(
+                base, ("admin", server.admin_password), scopes
             )
             row = {
                 "size_mib": size_mib,
                 "sha256sum_s": hash_seconds,
                 "disk_copy_s": copy_seconds,
-                "push_monolithic_s": timed(push_monolithic, s, base, repos[0], path, digest),
+                "push_monolithic_s": timed(push_single_post, s, base, repos[0], path, digest),
                 "pull_s": timed(pull, s, base, repos[0], digest),
                 "push_chunked_s": timed(
                     push_chunked, s, base, repos[1], path, digest, args.chunk_mib * MiB
