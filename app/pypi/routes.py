@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import UTC
 
@@ -172,11 +174,41 @@ def index_redirect(org: str, registry: str):
 @bp.route("/simple/", methods=["GET"])
 def index(org: str, registry: str):
     target = _authorize("pull", org, registry)
-    names = [p.name for p in store.projects(target)]
     content_type = simple.negotiate(request.headers.get("Accept"))
-    render = simple.index_json if simple.is_json(content_type) else simple.index_html
-    body = render(names)
+    body = _INDEX_CACHE.page(target, content_type)
     return _page(body, content_type, store.last_change(target), target.registry.public)
+
+
+class _IndexCache:
+    """Rendered root indexes per registry and content type, reused while the registry's set of
+    projects is unchanged: one cheap aggregate query instead of listing and rendering thousands
+    of names on every request."""
+
+    SIZE = 256
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pages: OrderedDict[tuple[int, str], tuple[tuple[int, int], str]] = OrderedDict()
+
+    def page(self, target, content_type: str) -> str:
+        key = (target.registry.id, content_type)
+        version = store.index_version(target)
+        with self._lock:
+            cached = self._pages.get(key)
+            if cached is not None and cached[0] == version:
+                self._pages.move_to_end(key)
+                return cached[1]
+        render = simple.index_json if simple.is_json(content_type) else simple.index_html
+        body = render(store.project_names(target))
+        with self._lock:
+            self._pages[key] = (version, body)
+            self._pages.move_to_end(key)
+            while len(self._pages) > self.SIZE:
+                self._pages.popitem(last=False)
+        return body
+
+
+_INDEX_CACHE = _IndexCache()
 
 
 @bp.route("/simple/<project>", methods=["GET"])

@@ -375,18 +375,35 @@ def upload(
 # ---- reading --------------------------------------------------------------------------------
 
 
-def projects(target: Target) -> list[PythonProject]:
-    """Projects with at least one file still available."""
-    live = select(PythonFile.project_id).where(
+def _live_projects(target: Target):
+    return select(PythonFile.project_id).where(
         PythonFile.registry_id == target.registry.id, PythonFile.deleted_at.is_(None)
     )
+
+
+def project_names(target: Target) -> list[str]:
+    """Names of projects with at least one file still available. Names only: building an ORM
+    object per project dominated the root index's time with thousands of projects."""
     return list(
         db.session.execute(
-            select(PythonProject)
-            .where(PythonProject.registry_id == target.registry.id, PythonProject.id.in_(live))
+            select(PythonProject.name)
+            .where(
+                PythonProject.registry_id == target.registry.id,
+                PythonProject.id.in_(_live_projects(target)),
+            )
             .order_by(PythonProject.name)
         ).scalars()
     )
+
+
+def index_version(target: Target) -> tuple[int, int]:
+    """Changes whenever the set of listed projects changes: their count and the sum of their
+    ids (a project's id and name never change). Independent of clocks, so replicas agree."""
+    live = _live_projects(target).distinct().subquery()
+    count, total = db.session.execute(
+        select(func.count(), func.coalesce(func.sum(live.c.project_id), 0))
+    ).one()
+    return int(count), int(total)
 
 
 def last_change(target: Target) -> datetime | None:

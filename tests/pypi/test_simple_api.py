@@ -356,3 +356,25 @@ def test_registry_tokens_are_bounded_by_their_scope(twine_uploaded, server):
     assert ok.status_code == 200
     other = requests.get(f"{twine_uploaded.simple}six/", headers=bearer, timeout=30)
     assert other.status_code == 403
+
+
+def test_root_index_follows_uploads_and_deletes(main_index, tmp_path):
+    """The root index is cached per worker; every change of its project set must show at once,
+    on every worker (several requests, so both workers answer)."""
+
+    def listed() -> list[set[str]]:
+        return [
+            {p["name"] for p in get(main_index, "", accept=JSON).json()["projects"]}
+            for _ in range(6)
+        ]
+
+    name = dists.unique("cached")
+    listed()  # warm every worker's cache
+    wheel = dists.make_wheel(tmp_path, name, "1.0")
+    assert dists.upload(main_index.upload_url, wheel, name, "1.0", main_index.auth).ok
+    assert all(name in seen for seen in listed())
+    r = requests.delete(
+        f"{main_index.base}/projects/{name}/releases/1.0", auth=main_index.auth, timeout=30
+    )
+    assert r.status_code == 200, r.text
+    assert all(name not in seen for seen in listed())
