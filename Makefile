@@ -2,7 +2,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 
-.PHONY: run test lint format tools services bench install
+.PHONY: run test lint format tools services bench bench-backends install
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,3 +35,8 @@ format: install
 bench: install
 	scripts/install-bench-tools.sh
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+
+# Filesystem against PostgreSQL + S3 (SeaweedFS), redirects on and off; its own section of the doc.
+bench-backends: install services
+	scripts/install-bench-tools.sh
+	$(VENV)/bin/python bench/backends.py $(BENCH_ARGS)

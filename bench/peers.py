@@ -205,7 +205,9 @@ http:
 # ---- Cargohold ------------------------------------------------------------------------------
 
 
-def start_cargohold(workdir: Path, extra_registries: list[str]) -> tuple[Service, object]:
+def start_cargohold(
+    workdir: Path, extra_registries: list[str], extra_env: dict[str, str] | None = None
+) -> tuple[Service, object]:
     """gunicorn as tests/support/server.py starts it (2 gthread workers x 8 threads), embedded
     default storage (SQLite + filesystem), the seeded tenants. Before it starts: public
     registries `extra_registries` in acme, for runs that each need an empty one, and an access
@@ -214,7 +216,7 @@ def start_cargohold(workdir: Path, extra_registries: list[str]) -> tuple[Service
     from tests.support.server import make_server
 
     workdir.mkdir(parents=True, exist_ok=True)
-    server = make_server(workdir / "data")
+    server = make_server(workdir / "data", extra_env=extra_env)
     token = _prepare_cargohold(server, extra_registries)
     server.start()
     service = Service("cargohold", server.url, server.proc, workdir, _cargohold_version())

@@ -397,13 +397,16 @@ def project_names(target: Target) -> list[str]:
 
 
 def index_version(target: Target) -> tuple[int, int]:
-    """Changes whenever the set of listed projects changes: their count and the sum of their
-    ids (a project's id and name never change). Independent of clocks, so replicas agree."""
-    live = _live_projects(target).distinct().subquery()
-    count, total = db.session.execute(
-        select(func.count(), func.coalesce(func.sum(live.c.project_id), 0))
+    """Changes whenever the set of listed projects may have changed. File rows are never
+    removed (deleted files stay as tombstones, so names are never reused) and a deletion is
+    never undone: every upload raises the highest file id, every deletion the count of
+    tombstones. Independent of clocks, so replicas agree; two aggregates over one index."""
+    newest, deleted = db.session.execute(
+        select(func.coalesce(func.max(PythonFile.id), 0), func.count(PythonFile.deleted_at)).where(
+            PythonFile.registry_id == target.registry.id
+        )
     ).one()
-    return int(count), int(total)
+    return int(newest), int(deleted)
 
 
 def last_change(target: Target) -> datetime | None:

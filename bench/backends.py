@@ -1,0 +1,130 @@
+"""Cargohold on its two storage backends: the embedded default (SQLite + filesystem) against
+PostgreSQL + S3 (SeaweedFS), with blob GETs redirected to presigned URLs and streamed through.
+
+    make bench-backends            # or: .venv/bin/python bench/backends.py [--reps 2]
+
+Needs the services `scripts/services.sh start` runs. Writes bench/results/backends.json and the
+table between the `backends` markers of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import oci, peers  # noqa: E402
+from bench.common import MiB, Monitor, Results, log, make_file, warm_cache  # noqa: E402
+from tests.support.services import load, unique_prefix  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+DOC = ROOT / "docs" / "benchmarks.md"
+START, END = "<!-- backends:start -->", "<!-- backends:end -->"
+SYSTEMS = ("filesystem", "s3-redirect", "s3-stream")
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--reps", type=int, default=2)
+    p.add_argument("--blob-mib", type=int, default=1024)
+    p.add_argument("--chunk-mib", type=int, default=16)
+    p.add_argument("--layers", type=int, default=20)
+    p.add_argument("--layer-mib", type=int, default=2)
+    return p.parse_args()
+
+
+def table(doc: dict) -> str:
+    rows = [
+        "| measure | " + " | ".join(SYSTEMS) + " |",
+        "| --- |" + " --- |" * len(SYSTEMS),
+    ]
+    for m in doc["measures"]:
+        cells = []
+        for name in SYSTEMS:
+            s = m["summary"].get(name)
+            if s is None:
+                cells.append(f"failed: {m['errors'].get(name, '?')[:60]}")
+                continue
+            fmt = "{:.0f}" if m["unit"] == "MB/s" else "{:.2f}"
+            cell = fmt.format(s["median"])
+            if s["n"] > 1:
+                cell += f" ({fmt.format(s['min'])}–{fmt.format(s['max'])})"
+            cells.append(cell)
+        rows.append(f"| {m['label']}, {m['unit']} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def write_doc(doc: dict) -> None:
+    text = DOC.read_text()
+    section = (
+        f"{START}\n\nMeasured {doc['started']}, {doc['reps']} runs each, median (min–max). "
+        "`s3-redirect` answers blob GETs with a 307 to a presigned URL (the default on S3); "
+        "`s3-stream` streams them through Cargohold.\n\n"
+        f"{table(doc)}\n\n{END}"
+    )
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        text = head + section + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n## Storage backends\n\n" + section + "\n"
+    DOC.write_text(text)
+
+
+def main() -> int:
+    args = parse_args()
+    services = load()
+    if services is None:
+        log("PostgreSQL and S3 are not running: scripts/services.sh start")
+        return 1
+    started = time.strftime("%Y-%m-%d %H:%M")
+    work = Path(tempfile.mkdtemp(prefix="backends-", dir=RESULTS))
+    monitor = Monitor()
+    monitor.start()
+    res = Results(monitor)
+    made: list[tuple[str, str]] = []
+    try:
+        big = work / "blob"
+        digest = make_file(big, args.blob_mib * MiB)
+        warm_cache(big)
+        systems = []
+        for name in SYSTEMS:
+            env: dict[str, str] = {}
+            if name != "filesystem":
+                url, prefix = services.create_database(), unique_prefix()
+                made.append((url, prefix))
+                redirect = "true" if name == "s3-redirect" else "false"
+                env = services.server_env(url, prefix, CARGOHOLD_S3_REDIRECT=redirect)
+            service, _server = peers.start_cargohold(work / name, [], extra_env=env)
+            auth = (service.extra["user"], service.extra["password"])
+            systems.append(oci.OciSystem(name, service, "acme/public/bench", auth))
+        log("blobs")
+        oci.blobs(res, systems, args.reps, [(big, digest)], args.chunk_mib * MiB)
+        log("images")
+        oci.images(res, systems, args.reps, work / "images", args.layers, args.layer_mib * MiB)
+    finally:
+        monitor.stop()
+        peers.stop_all()
+        for url, prefix in made:
+            services.drop_database(url)
+            services.purge(prefix)
+        shutil.rmtree(work, ignore_errors=True)
+    doc = {
+        "started": started,
+        "reps": args.reps,
+        "measures": [m.to_json() for m in res.measures.values()],
+    }
+    (RESULTS / "backends.json").write_text(json.dumps(doc, indent=1) + "\n")
+    write_doc(doc)
+    print(table(doc))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
