@@ -12,8 +12,6 @@ from sqlalchemy.engine import Engine
 from app.config import Settings
 from app.models import db
 
-# How much of an unread request body an error answer still reads before replying.
-DRAIN_LIMIT = 64 * 1024 * 1024
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -81,16 +79,12 @@ def _register_outage_handlers(app: Flask) -> None:
 
     from app.registry.errors import RegistryError
     from app.storage import StorageUnavailable
+    from app.web import drain_request_body
 
     def unavailable(exc: Exception):
         app.logger.warning("backend unavailable: %s", exc.__class__.__name__)
         db.session.rollback()
-        # Read what the client is still sending, so it sees this answer (as for OCI errors).
-        from flask import request
-
-        stream, drained = request.stream, 0
-        while drained < DRAIN_LIMIT and (chunk := stream.read(1024 * 1024)):
-            drained += len(chunk)
+        drain_request_body()
         err = RegistryError("UNAVAILABLE", "a storage or database backend is unavailable")
         resp = jsonify(err.body())
         resp.status_code = 503

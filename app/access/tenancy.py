@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, func, select
 
-from app.access.policy import find_registry
+from app.access.policy import find_org, find_registry
 from app.identity.local import LocalIdentity
 from app.models import (
     AccessToken,
@@ -26,12 +26,6 @@ from app.registry.names import check_slug
 
 def find_user(username: str) -> User | None:
     return db.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
-
-
-def find_org(name: str) -> Organisation | None:
-    return db.session.execute(
-        select(Organisation).where(Organisation.name == name)
-    ).scalar_one_or_none()
 
 
 def create_user(username: str, password: str, site_admin: bool = False) -> User:

@@ -186,17 +186,18 @@ def create_org():
 @route("GET", "/orgs/<org>", ORG_READ, "org")
 def get_org(org: str):
     """An organisation and its registries."""
-    found = tenancy.find_org(org)
-    regs = [registry_json(org, r) for r in sorted(found.registries, key=lambda r: r.name)]
-    return jsonify({**org_json(found), "registries": regs})
+    return jsonify({**org_json(tenancy.find_org(org)), "registries": registries_json(org)})
 
 
 @route("GET", "/orgs/<org>/registries", ORG_READ, "org")
 def list_registries(org: str):
     """The organisation's registries."""
+    return jsonify({"registries": registries_json(org)})
+
+
+def registries_json(org: str) -> list[dict]:
     found = tenancy.find_org(org)
-    regs = [registry_json(org, r) for r in sorted(found.registries, key=lambda r: r.name)]
-    return jsonify({"registries": regs})
+    return [registry_json(org, r) for r in sorted(found.registries, key=lambda r: r.name)]
 
 
 @route(

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Iterator
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, jsonify, request, send_file
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from app.access import allowed
 from app.auth.credentials import current_caller, unauthorized
@@ -17,6 +17,7 @@ from app.registry.digests import CHUNK
 from app.registry.errors import RegistryError
 from app.registry.manifests import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX
 from app.registry.names import RepoName, parse_repository
+from app.web import drain_request_body, send_blob
 
 bp = Blueprint("oci", __name__)
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
@@ -26,16 +27,9 @@ def _store():
     return current_app.extensions["cargohold.store"]
 
 
-DRAIN_LIMIT = 16 * CHUNK
-
-
 @bp.errorhandler(RegistryError)
 def _registry_error(exc: RegistryError):
-    # Read what the client is still sending (up to a bound), so it sees this answer rather
-    # than a connection reset: clients retry a 401 with a token only if they can read it.
-    stream, drained = request.stream, 0
-    while drained < DRAIN_LIMIT and (chunk := stream.read(CHUNK)):
-        drained += len(chunk)
+    drain_request_body()
     resp = jsonify(exc.body())
     resp.status_code = exc.status
     resp.headers.update({k: v for k, v in exc.headers.items() if v})
@@ -195,57 +189,13 @@ def get_blob(name: RepoName, digest: str):
     size = blobs.linked_size(repo, digest)
     if size is None or store.stat(digest) is None:
         raise RegistryError("BLOB_UNKNOWN", f"blob {digest} is not in repository {name.full}")
-    headers = {"Docker-Content-Digest": digest}
-    path = store.local_path(digest)
-    if request.method == "HEAD":
-        # Answered here even when GETs redirect: a presigned URL is signed for GET only.
-        return Response(
-            status=200,
-            headers={
-                **headers,
-                "Content-Length": str(size),
-                "Content-Type": "application/octet-stream",
-                "ETag": f'"{digest}"',
-                **({"Accept-Ranges": "bytes"} if path else {}),
-            },
-        )
-    if url := store.redirect_url(digest):
-        return Response(status=307, headers={**headers, "Location": url})
-    immutable = "private, max-age=31536000, immutable"
-    if path is None:
-        if request.if_none_match.contains(digest):
-            return Response(status=304, headers={**headers, "ETag": f'"{digest}"'})
-        # Streamed a chunk at a time: a blob may be far larger than a worker's memory.
-        blob = store.open(digest)
-
-        def chunks() -> Iterator[bytes]:
-            with blob:
-                while chunk := blob.read(CHUNK):
-                    yield chunk
-
-        return Response(
-            chunks(),
-            status=200,
-            headers={
-                **headers,
-                "Content-Length": str(size),
-                "Content-Type": "application/octet-stream",
-                "ETag": f'"{digest}"',
-                "Cache-Control": immutable,
-            },
-        )
-    # send_file hands the open file to wsgi.file_wrapper (sendfile under gunicorn) and
-    # answers Range and If-None-Match itself.
-    resp = send_file(
-        path,
-        mimetype="application/octet-stream",
-        conditional=True,
-        etag=digest,
-        max_age=None,
+    return send_blob(
+        store,
+        digest,
+        size,
+        "private, max-age=31536000, immutable",
+        headers={"Docker-Content-Digest": digest},
     )
-    resp.headers.update(headers)
-    resp.headers["Cache-Control"] = immutable
-    return resp
 
 
 def delete_blob(name: RepoName, digest: str):

@@ -11,10 +11,9 @@ import hashlib
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
 from datetime import UTC
 
-from flask import Blueprint, Response, current_app, jsonify, redirect, request, send_file, url_for
+from flask import Blueprint, Response, current_app, jsonify, redirect, request, url_for
 
 from app.access import allowed
 from app.access.policy import find_registry
@@ -26,24 +25,16 @@ from app.pypi.form import read_upload
 from app.pypi.names import normalize, repository
 from app.pypi.store import Target
 from app.registry.errors import RegistryError
+from app.web import drain_request_body, send_blob
 
 bp = Blueprint("pypi", __name__, url_prefix="/api/v1/<org>/<registry>/python", cli_group="python")
 for _command in cli.COMMANDS:
     bp.cli.add_command(_command)
-DRAIN_LIMIT = 16 * 1024 * 1024
 MAX_REASON = 1024
-CHUNK = 1024 * 1024
 
 
 def _blobstore():
     return current_app.extensions["cargohold.store"]
-
-
-def _drain() -> None:
-    # Read what the client is still sending (up to a bound) so it sees this answer, not a reset.
-    stream, drained = request.stream, 0
-    while drained < DRAIN_LIMIT and (chunk := stream.read(CHUNK)):
-        drained += len(chunk)
 
 
 def _management() -> bool:
@@ -51,7 +42,7 @@ def _management() -> bool:
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    _drain()
+    drain_request_body()
     if _management():
         resp = jsonify({"error": message})
         resp.status_code = status
@@ -243,65 +234,13 @@ def project_page(org: str, registry: str, project: str):
 
 def _send_blob(digest: str, filename: str, public: bool) -> Response:
     blobstore = _blobstore()
-    # Filenames are never reused, so a file's URL names the same bytes forever.
-    cache = f"{'public' if public else 'private'}, max-age=31536000, immutable"
-    path = blobstore.local_path(digest)
-    if path is not None:
-        if not path.exists():
-            raise not_found()
-        # conditional=True answers Range (uv reads wheels by ranges) and If-None-Match;
-        # download_name, because clients take the filename from Content-Disposition.
-        resp = send_file(
-            path,
-            mimetype="application/octet-stream",
-            download_name=filename,
-            conditional=True,
-            etag=digest,
-            max_age=None,
-        )
-        resp.headers["Cache-Control"] = cache
-        return resp
     size = blobstore.stat(digest)
     if size is None:
         raise not_found()
-    headers = {
-        "ETag": f'"{digest}"',
-        "Cache-Control": cache,
-        "Content-Type": "application/octet-stream",
-        "Content-Length": str(size),
-        "Accept-Ranges": "bytes",
-        "Content-Disposition": f'inline; filename="{filename}"',
-    }
-    # HEAD is answered here even when GET redirects: a presigned URL is signed for GET only.
-    if request.method == "HEAD":
-        return Response(status=200, headers=headers)
-    if url := blobstore.redirect_url(digest):
-        return redirect(url, 307)
-    if request.if_none_match.contains(digest):
-        return Response(status=304, headers={"ETag": headers["ETag"]})
-    start, length, status = 0, size, 200
-    wanted = request.range
-    if_range = request.if_range
-    if wanted is not None and len(wanted.ranges) == 1 and if_range.etag in (None, digest):
-        bounds = wanted.range_for_length(size)
-        if bounds is None:
-            return Response(status=416, headers={"Content-Range": f"bytes */{size}"})
-        start, length, status = bounds[0], bounds[1] - bounds[0], 206
-        headers["Content-Range"] = f"bytes {start}-{bounds[1] - 1}/{size}"
-        headers["Content-Length"] = str(length)
-    blob = blobstore.open(digest)
-
-    def chunks() -> Iterator[bytes]:
-        # The store's reader may not seek (an S3 body), so a range start is read past.
-        with blob:
-            skip, left = start, length
-            while skip and (data := blob.read(min(CHUNK, skip))):
-                skip -= len(data)
-            while left and (data := blob.read(min(CHUNK, left))):
-                left -= len(data)
-                yield data
-
-    return Response(chunks(), status=status, headers=headers)
+    # Filenames are never reused, so a file's URL names the same bytes forever. The filename
+    # goes in Content-Disposition, where clients take it from; uv reads wheels by ranges.
+    cache = f"{'public' if public else 'private'}, max-age=31536000, immutable"
+    return send_blob(blobstore, digest, size, cache, filename=filename)
 
 
 @bp.route("/files/<project>/<filename>", methods=["GET"])

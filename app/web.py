@@ -1,0 +1,89 @@
+"""HTTP pieces every blueprint serving blobs or answering errors needs alike."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from flask import Response, request, send_file
+
+from app.registry.digests import CHUNK
+from app.storage import BlobStore
+
+# How much of an unread request body an error answer still reads before replying.
+DRAIN_LIMIT = 64 * 1024 * 1024
+
+
+def drain_request_body() -> None:
+    """Read what the client is still sending (up to a bound) before answering an error, so it
+    sees the answer rather than a reset, and a keep-alive connection stays usable: clients
+    retry a 401 with a token, or a 503, only if they can read it."""
+    stream, drained = request.stream, 0
+    while drained < DRAIN_LIMIT and (chunk := stream.read(CHUNK)):
+        drained += len(chunk)
+
+
+def send_blob(
+    store: BlobStore,
+    digest: str,
+    size: int,
+    cache_control: str,
+    headers: dict[str, str] | None = None,
+    filename: str | None = None,
+) -> Response:
+    """A stored blob as a response: HEAD answered here, GET redirected when the store offers a
+    URL, sent with sendfile from a local file, or streamed a chunk at a time; Range and
+    If-None-Match answered in every case. `size` is the blob's size, known to exist."""
+    base = {**(headers or {}), "Cache-Control": cache_control}
+    path = store.local_path(digest)
+    if path is not None and request.method != "HEAD":
+        # send_file hands the open file to wsgi.file_wrapper (sendfile under gunicorn) and
+        # answers Range and If-None-Match itself.
+        resp = send_file(
+            path,
+            mimetype="application/octet-stream",
+            download_name=filename,
+            conditional=True,
+            etag=digest,
+            max_age=None,
+        )
+        resp.headers.update(base)
+        return resp
+    etag = '"' + digest + '"'
+    headers = {
+        **base,
+        "ETag": etag,
+        "Content-Type": "application/octet-stream",
+        "Content-Length": str(size),
+        "Accept-Ranges": "bytes",
+    }
+    if filename:
+        headers["Content-Disposition"] = 'inline; filename="' + filename + '"'
+    # Answered here even when GETs redirect: a presigned URL is signed for GET only.
+    if request.method == "HEAD":
+        return Response(status=200, headers=headers)
+    if url := store.redirect_url(digest):
+        return Response(status=307, headers={**base, "Location": url})
+    if request.if_none_match.contains(digest):
+        return Response(status=304, headers={**base, "ETag": etag})
+    start, length, status = 0, size, 200
+    wanted, if_range = request.range, request.if_range
+    if wanted is not None and len(wanted.ranges) == 1 and if_range.etag in (None, digest):
+        bounds = wanted.range_for_length(size)
+        if bounds is None:
+            return Response(status=416, headers={"Content-Range": f"bytes */{size}"})
+        start, length, status = bounds[0], bounds[1] - bounds[0], 206
+        headers["Content-Range"] = f"bytes {start}-{bounds[1] - 1}/{size}"
+        headers["Content-Length"] = str(length)
+    blob = store.open(digest)
+
+    def chunks() -> Iterator[bytes]:
+        # The store's reader may not seek (an S3 body), so a range start is read past.
+        with blob:
+            skip, left = start, length
+            while skip and (data := blob.read(min(CHUNK, skip))):
+                skip -= len(data)
+            while left and (data := blob.read(min(CHUNK, left))):
+                left -= len(data)
+                yield data
+
+    return Response(chunks(), status=status, headers=headers)
