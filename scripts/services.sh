@@ -47,8 +47,8 @@ pg_bin() {
   if [ -z "$dir" ] || [ ! -x "$dir/initdb" ]; then
     log "apt-get install postgresql"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+    apt-get -o DPkg::Lock::Timeout=600 update -qq
+    apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends postgresql >/dev/null
     dir="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)"
   fi
   echo "$dir"
