@@ -1,5 +1,9 @@
-"""gunicorn entry point: `gunicorn wsgi:app`."""
+"""gunicorn entry point: `gunicorn wsgi:app` (and FLASK_APP for the `flask` commands)."""
 
-from app import create_app
+from app.filemodes import restrict_new_files
+
+restrict_new_files()
+
+from app import create_app  # noqa: E402 - the umask applies to everything created from here
 
 app = create_app()

@@ -10,6 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from app.config import Settings
+from app.filemodes import private_dir, private_file
 from app.models import db
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -31,7 +32,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     app = Flask(__name__)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
+    if not settings.database_url:
+        private_file(settings.data_dir / "cargohold.db")
     app.config["SQLALCHEMY_DATABASE_URI"] = settings.resolved_database_url()
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
     app.config["SECRET_KEY"] = settings.resolved_token_key()

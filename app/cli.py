@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import secrets
+import sys
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
 from flask_migrate import upgrade
 
 from app.access import tenancy
+from app.access.passwords import generate_password
+from app.filemodes import write_private
 
 
 def _fail_on_value_error(fn):
@@ -23,6 +26,15 @@ def _fail_on_value_error(fn):
     return wrapper
 
 
+def _announce_password(username: str, password: str, path: Path) -> None:
+    # Output that is not a terminal usually ends up in a log (journald, docker logs, CI), where
+    # a password does not belong: point at the private file instead.
+    if sys.stdout.isatty():
+        click.echo(f"Generated password for {username}: {password} (kept in {path})")
+    else:
+        click.echo(f"Generated a password for {username}, readable only by this user in {path}")
+
+
 def register(app: Flask) -> None:
     @app.cli.command("bootstrap")
     def bootstrap() -> None:
@@ -31,13 +43,12 @@ def register(app: Flask) -> None:
         settings = current_app.extensions["cargohold.settings"]
         user = tenancy.find_user(settings.admin_user)
         if user is None:
-            password = settings.admin_password or secrets.token_urlsafe(18)
+            password = settings.admin_password or generate_password()
             user = tenancy.create_user(settings.admin_user, password, site_admin=True)
             if not settings.admin_password:
                 path = settings.data_dir / "admin-password"
-                path.write_text(password + "\n")
-                path.chmod(0o600)
-                click.echo(f"Generated password for {user.username}: {password} (kept in {path})")
+                write_private(path, password + "\n")
+                _announce_password(user.username, password, path)
         if tenancy.find_org(settings.bootstrap_org) is None:
             tenancy.create_org(settings.bootstrap_org, user)
         from app.access.policy import find_registry

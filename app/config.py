@@ -8,6 +8,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.filemodes import private_dir, write_private
+
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"CARGOHOLD_{name}", default)
@@ -91,10 +93,9 @@ class Settings:
             return self.token_key
         path = self.data_dir / "token-key"
         if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(self.data_dir)
             tmp = path.with_suffix(".tmp")
-            tmp.write_text(secrets.token_urlsafe(48))
-            tmp.chmod(0o600)
+            write_private(tmp, secrets.token_urlsafe(48))
             # Two workers starting at once must agree on one key: the first link wins.
             with contextlib.suppress(FileExistsError):
                 os.link(tmp, path)

@@ -2,35 +2,118 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pty
 import stat
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+
+from app.access import passwords
+from tests.support.client import OCIClient
+from tests.support.server import make_server
 
 ROOT = Path(__file__).resolve().parents[1]
 FLASK = str(Path(sys.executable).parent / "flask")
 
 
-def bootstrap(data_dir: Path, **extra: str) -> str:
+def bootstrap_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARGOHOLD_")}
     env.update(FLASK_APP="wsgi", CARGOHOLD_DATA_DIR=str(data_dir), **extra)
+    return env
+
+
+def bootstrap(data_dir: Path, **extra: str) -> str:
+    """Output to a pipe, as under systemd, docker or CI; with the usual umask 022."""
     out = subprocess.run(
-        [FLASK, "bootstrap"], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+        [FLASK, "bootstrap"],
+        cwd=ROOT,
+        env=bootstrap_env(data_dir, **extra),
+        capture_output=True,
+        text=True,
+        check=True,
+        umask=0o022,
     )
     return out.stdout
 
 
-def test_generated_password_is_printed_once_and_kept_private(tmp_path):
+def bootstrap_on_a_terminal(data_dir: Path) -> str:
+    controller, terminal = pty.openpty()
+    try:
+        subprocess.run(
+            [FLASK, "bootstrap"],
+            cwd=ROOT,
+            env=bootstrap_env(data_dir),
+            stdin=subprocess.DEVNULL,
+            stdout=terminal,
+            stderr=subprocess.PIPE,
+            check=True,
+        )
+    finally:
+        os.close(terminal)
+    out = b""
+    with contextlib.suppress(OSError):  # EIO once everything written is read
+        while chunk := os.read(controller, 4096):
+            out += chunk
+    os.close(controller)
+    return out.decode()
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_generated_password_stays_out_of_logs(tmp_path):
     first = bootstrap(tmp_path)
     password_file = tmp_path / "admin-password"
     password = password_file.read_text().strip()
-    assert f"Generated password for admin: {password}" in first
-    assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+    assert password not in first
+    assert f"Generated a password for admin, readable only by this user in {password_file}" in first
+    assert mode(password_file) == 0o600
     second = bootstrap(tmp_path)
-    assert "Generated password" not in second
+    assert "Generated" not in second
     assert "Ready: organisation 'acme', registry acme/main" in second
-    assert stat.S_IMODE((tmp_path / "token-key").stat().st_mode) == 0o600
+    assert mode(tmp_path / "token-key") == 0o600
+
+
+def test_generated_password_is_shown_on_a_terminal_once(tmp_path):
+    first = bootstrap_on_a_terminal(tmp_path)
+    password = (tmp_path / "admin-password").read_text().strip()
+    assert f"Generated password for admin: {password}" in first
+    assert "Generated" not in bootstrap_on_a_terminal(tmp_path)
+
+
+def test_generated_passwords_never_start_with_a_dash(monkeypatch):
+    """`twine -p -abc` or `podman login -p -abc` would read such a password as an option."""
+    assert not any(passwords.generate_password(3).startswith("-") for _ in range(2000))
+    drawn = iter(["-starts-with-a-dash", "Plain_and-safe"])
+    fake = SimpleNamespace(token_urlsafe=lambda n: next(drawn))
+    monkeypatch.setattr(passwords, "secrets", fake)
+    assert passwords.generate_password() == "Plain_and-safe"
+
+
+def test_data_folder_and_files_are_private(tmp_path):
+    """The data folder 0700 and everything in it 0600: the database (password hashes), the
+    signing key, the admin password and the blobs of private registries."""
+    data = tmp_path / "data"
+    bootstrap(data)
+    server = make_server(data)
+    server.start()
+    try:
+        client = OCIClient(server.url, "alice", server.users["alice"])
+        client.push_image("acme/main/private", "v1", [b"secret layer", b"another layer"])
+        # A chunked upload left open: its file sits in uploads/.
+        assert client.request("POST", "/v2/acme/main/private/blobs/uploads/").status_code == 202
+    finally:
+        server.stop()
+    assert mode(data) == 0o700
+    written = [p for p in data.rglob("*") if p.name != "server.log"]  # server.log is the test's
+    assert {p.name for p in written} >= {"cargohold.db", "admin-password", "token-key"}
+    assert len([p for p in written if "blobs" in p.parts and p.is_file()]) >= 4
+    assert any("uploads" in p.parts and p.is_file() for p in written)
+    assert {str(p): oct(mode(p)) for p in written if mode(p) & 0o077} == {}
 
 
 def test_bootstrap_names_come_from_the_environment(tmp_path):

@@ -15,8 +15,10 @@ class FilesystemStore:
     def __init__(self, root: Path):
         self.root = root
         self.uploads = root / "uploads"
-        self.uploads.mkdir(parents=True, exist_ok=True)
-        (root / "blobs").mkdir(parents=True, exist_ok=True)
+        # Blobs of private registries: the owner alone reads them (uploads are created 0600 and
+        # become blobs by rename; put() writes through mkstemp, also 0600).
+        self.uploads.mkdir(parents=True, exist_ok=True, mode=0o700)
+        (root / "blobs").mkdir(parents=True, exist_ok=True, mode=0o700)
 
     def _blob_path(self, digest: str) -> Path:
         alg, hexpart = parse(digest)
@@ -63,7 +65,7 @@ class FilesystemStore:
         self._blob_path(digest).unlink(missing_ok=True)
 
     def upload_start(self, upload_id: str) -> None:
-        self._upload_path(upload_id).touch(exist_ok=False)
+        self._upload_path(upload_id).touch(mode=0o600, exist_ok=False)
 
     def upload_size(self, upload_id: str) -> int | None:
         try:

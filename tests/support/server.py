@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import socket
 import subprocess
 import sys
@@ -12,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+
+from app.access.passwords import generate_password
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -130,7 +131,7 @@ class Server:
 
 def make_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Server:
     """Bootstrap a data folder with the tenants tests rely on, and return an unstarted server."""
-    password = secrets.token_urlsafe(12)
+    password = generate_password(12)
     env = {
         **os.environ,
         "FLASK_APP": "wsgi",
@@ -160,7 +161,7 @@ def seed_tenants(server: Server) -> None:
         with app.app_context():
             server.users["admin"] = server.admin_password
             for name in ("alice", "victor", "mallory"):
-                pw = secrets.token_urlsafe(12)
+                pw = generate_password(12)
                 tenancy.create_user(name, pw)
                 server.users[name] = pw
             tenancy.set_member("acme", "alice", "writer")

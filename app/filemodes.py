@@ -1,0 +1,39 @@
+"""Who may read what Cargohold writes: its owner alone.
+
+The data folder holds password hashes (`cargohold.db`), signing keys and private blobs, so it
+is created 0700 and every file in it 0600, whatever umask the process was started with.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+# New files 0600 and folders 0700, including those libraries create (SQLite's -wal and -shm
+# files, temporary upload files).
+PRIVATE_UMASK = 0o077
+
+
+def restrict_new_files() -> None:
+    """Called where the process starts (wsgi.py, which `flask` commands load too)."""
+    os.umask(PRIVATE_UMASK)
+
+
+def private_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+def private_file(path: Path) -> None:
+    """Create an empty 0600 file unless one exists, for a library to fill (SQLite keeps the
+    mode of the database file for its journal and WAL files)."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a secret to a new 0600 file: never readable by others, not even for a moment."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    path.chmod(0o600)
