@@ -17,14 +17,12 @@ from pathlib import Path
 
 import requests
 
-from bench.common import ROOT, Results, log
+from bench.common import Results, log
 from bench.load import wrk
 from bench.peers import Service, python_for_venvs
+from tests.pypi import testdata
 
 VENV_BIN = Path(sys.executable).parent
-TESTDATA = Path(
-    os.environ.get("CARGOHOLD_PYTHON_TESTDATA", ROOT.parent / "shared" / "testdata" / "python")
-)
 # requests 2.32.3 and its four dependencies, as wheels.
 CLOSURE = ("requests-", "certifi-", "charset_normalizer-", "idna-", "urllib3-")
 CLOSURE_NAMES = {"requests", "certifi", "charset_normalizer", "idna", "urllib3"}
@@ -53,11 +51,13 @@ class PypiSystem:
 
 
 def testdata_files() -> tuple[list[Path], Path]:
-    wheels = sorted(TESTDATA.glob("*.whl"))
+    # The Python package tests' pinned wheels, fetched into their cache on first use.
+    folder = testdata.ensure()
+    wheels = [f for f in testdata.files(folder) if f.name.endswith(".whl")]
     closure = [w for w in wheels if w.name.startswith(CLOSURE)]
     numpy = next(w for w in wheels if w.name.startswith(NUMPY))
     if len(closure) != len(CLOSURE):
-        raise RuntimeError(f"the requests closure is not all in {TESTDATA}")
+        raise RuntimeError(f"the requests closure is not all in {folder}")
     return closure, numpy
 
 
@@ -86,10 +86,9 @@ def twine_upload(url: str, user: str, password: str, files: list[Path]) -> None:
             "--disable-progress-bar",
             "--repository-url",
             url,
-            "-u",
-            user,
-            "-p",
-            password,
+            f"--username={user}",
+            # One =-joined argument: a password starting with "-" is not read as an option.
+            f"--password={password}",
             *map(str, files),
         ],
         capture_output=True,

@@ -12,6 +12,11 @@ if [ -f build/services/env ]; then
   . build/services/env
   set +a
 fi
+# The Python package tests fetch their pinned wheels (tests/pypi/testdata.lock) into
+# ~/.cache/cargohold/testdata; a copy already fetched beside the checkout saves the download.
+if [ -z "${CARGOHOLD_PYTHON_TESTDATA:-}" ] && [ -d ../shared/testdata/python ]; then
+  export CARGOHOLD_PYTHON_TESTDATA="$PWD/../shared/testdata/python"
+fi
 "$VENV/bin/ruff" check app tests bench wsgi.py
 "$VENV/bin/ruff" format --check app tests bench wsgi.py
 if [ $# -gt 0 ]; then

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.server import ROOT, Server
+from tests.conftest import IN_CI
+from tests.pypi import testdata as pinned
+from tests.support.server import Server
 
 BIN = Path(sys.executable).parent
-TESTDATA = Path(
-    os.environ.get("CARGOHOLD_PYTHON_TESTDATA", ROOT.parent / "shared" / "testdata" / "python")
-)
 # pip's and uv's own Accept headers for index pages, byte for byte.
 PIP_ACCEPT = (
     "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, "
@@ -71,23 +70,23 @@ class Index:
 
 
 def sha256sums() -> dict[str, str]:
-    sums = {}
-    for line in (TESTDATA / "SHA256SUMS").read_text().splitlines():
-        digest, name = line.split()
-        sums[name.lstrip("*")] = digest
-    return sums
+    return pinned.locked()
 
 
 @pytest.fixture(scope="session")
 def testdata() -> Path:
-    if not (TESTDATA / "SHA256SUMS").exists():
-        pytest.skip(f"Python test data not found at {TESTDATA}")
-    return TESTDATA
+    """The pinned wheels and sdists, fetched on first use (tests/pypi/testdata.py)."""
+    try:
+        return pinned.ensure()
+    except pinned.MissingTestData as exc:
+        if IN_CI:
+            pytest.fail(f"Python test data could not be fetched: {exc}")
+        pytest.skip(f"Python test data could not be fetched: {exc}")
 
 
 @pytest.fixture(scope="session")
 def dist_files(testdata) -> list[Path]:
-    return sorted(p for p in testdata.iterdir() if p.name.endswith((".whl", ".tar.gz")))
+    return pinned.files(testdata)
 
 
 def clean_env(home: Path) -> dict[str, str]:
@@ -136,10 +135,9 @@ def twine(index: Index, files: list[Path], env: dict[str, str], *extra: str, url
             "--disable-progress-bar",
             "--repository-url",
             url or index.upload_url,
-            "-u",
-            index.user or "",
-            "-p",
-            index.password if index.user else "",
+            f"--username={index.user or ''}",
+            # One =-joined argument: a password starting with "-" is not read as an option.
+            f"--password={index.password if index.user else ''}",
             *extra,
             *map(str, files),
         ],
@@ -161,10 +159,9 @@ def uv_publish(
             "publish",
             "--publish-url",
             url or index.upload_url,
-            "-u",
-            index.user or "",
-            "-p",
-            index.password if index.user else "",
+            f"--username={index.user or ''}",
+            # One =-joined argument: a password starting with "-" is not read as an option.
+            f"--password={index.password if index.user else ''}",
             *extra,
             *map(str, files),
         ],

@@ -12,9 +12,10 @@ from twine import __version__ as twine_version
 from twine.commands.upload import skip_upload
 from twine.package import PackageFile
 
+from app.access.passwords import generate_password
 from tests.conftest import require_tool
 from tests.pypi import dists
-from tests.pypi.conftest import run, sha256sums, twine, uv_names, uv_publish
+from tests.pypi.conftest import Index, run, sha256sums, twine, uv_names, uv_publish
 
 JSON = "application/vnd.pypi.simple.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -101,6 +102,23 @@ def test_same_filename_other_content_and_skip_existing(main_index, tmp_path, env
         files[original.name]["hashes"]["sha256"]
         == hashlib.sha256(original.read_bytes()).hexdigest()
     )
+
+
+def test_passwords_starting_with_a_dash_reach_twine_and_uv(server, tmp_path, env):
+    """Clients get the password as one `--password=...` argument: `-p "$PW"` reads a password
+    starting with "-" as an option (one randomly generated password in 64 did)."""
+    user = dists.unique("dash")
+    password = "-" + generate_password()
+    server.flask("user", "create", user, f"--password={password}")
+    server.flask("registry", "grant", "acme", "main", user)
+    server.users[user] = password
+    index = Index(server, "acme", "main", user)
+    name = dists.unique("dashed")
+    for i, publish in enumerate((twine, uv_publish)):
+        wheel = dists.make_wheel(tmp_path, name, f"1.{i}")
+        proc = publish(index, [wheel], env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert set(listed(index, name)) == {f"{name}-1.{i}-py3-none-any.whl" for i in (0, 1)}
 
 
 def test_same_content_under_another_name_is_refused(main_index, tmp_path):
