@@ -21,8 +21,9 @@ tools:
 services: install
 	scripts/services.sh start
 
-test: install tools services
-	scripts/test.sh
+# Starts PostgreSQL and SeaweedFS, and stops them at the end unless they were already running.
+test: install tools
+	CARGOHOLD_START_SERVICES=1 scripts/test.sh
 
 lint: install
 	$(VENV)/bin/ruff check app tests bench wsgi.py

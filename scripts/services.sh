@@ -5,7 +5,10 @@
 #   scripts/services.sh start   install what is missing, start both (a no-op when running)
 #   scripts/services.sh stop    stop both; their data stays in build/services for the next start
 #   scripts/services.sh env     print the settings tests read (also kept in build/services/env)
-#   scripts/services.sh stop-s3 | restart-postgres    faults, for the tests that inject them
+#   scripts/services.sh running  print which of postgres, seaweedfs run (`make test` stops, at
+#                                the end, those it started: CARGOHOLD_START_SERVICES)
+#   scripts/services.sh stop-s3 | stop-postgres    stop one of them
+#   scripts/services.sh restart-postgres    a fault, for the tests that inject it
 #
 # Nothing listens beyond 127.0.0.1. Credentials are generated once per folder.
 set -euo pipefail
@@ -114,12 +117,17 @@ pg_start() {
   PG_URL="postgresql+psycopg://cargohold:$password@127.0.0.1:$port/postgres"
 }
 
-pg_stop() {
+pg_running() {
   local bin data
   bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)"
   data="$(pg_data)"
-  if [ -n "$bin" ] && [ -s "$data/PG_VERSION" ] && as_pg "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
-    as_pg "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null
+  [ -n "$bin" ] && [ -s "$data/PG_VERSION" ] && as_pg "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1
+}
+
+pg_stop() {
+  if pg_running; then
+    as_pg "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)/pg_ctl" -D "$(pg_data)" \
+      -m fast -w stop >/dev/null
     log "postgres stopped"
   fi
 }
@@ -285,6 +293,15 @@ case "${1:-}" in
   stop-s3)  # for fault tests: the S3 service goes away, PostgreSQL stays
     weed_stop
     ;;
+  stop-postgres)
+    pg_stop
+    ;;
+  running)
+    if pg_running; then echo postgres; fi
+    if weed_pid >/dev/null && port_open "$(cat "$WEED_DIR/s3-port" 2>/dev/null || echo 0)"; then
+      echo seaweedfs
+    fi
+    ;;
   restart-postgres)  # for fault tests: every connection is cut, the port stays
     as_pg "$(pg_bin)/pg_ctl" -D "$(pg_data)" -m fast -w restart >/dev/null
     log "postgres restarted"
@@ -297,7 +314,7 @@ case "${1:-}" in
     cat "$ENV_FILE"
     ;;
   *)
-    echo "usage: $0 start|stop|env|stop-s3|restart-postgres" >&2
+    echo "usage: $0 start|stop|env|running|stop-s3|stop-postgres|restart-postgres" >&2
     exit 2
     ;;
 esac

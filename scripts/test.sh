@@ -6,6 +6,18 @@ cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
 export PATH="${CARGOHOLD_TOOLS:-$HOME/.cache/cargohold/tools}/bin:$PATH"
 mkdir -p build
+# `make test` (CARGOHOLD_START_SERVICES=1) starts PostgreSQL and SeaweedFS and stops, when it ends,
+# those that were not running before; services started with `make services` keep running.
+if [ "${CARGOHOLD_START_SERVICES:-}" = 1 ]; then
+  was_running="$(scripts/services.sh running)"
+  stop_started() {
+    case "$was_running" in *postgres*) ;; *) scripts/services.sh stop-postgres ;; esac
+    case "$was_running" in *seaweedfs*) ;; *) scripts/services.sh stop-s3 ;; esac
+    if [ -z "$was_running" ]; then rm -f build/services/env; fi
+  }
+  trap stop_started EXIT
+  scripts/services.sh start
+fi
 # PostgreSQL and S3 for the production-backend tests (scripts/services.sh start writes it).
 if [ -f build/services/env ]; then
   set -a
@@ -20,7 +32,8 @@ fi
 "$VENV/bin/ruff" check app tests bench wsgi.py
 "$VENV/bin/ruff" format --check app tests bench wsgi.py
 if [ $# -gt 0 ]; then
-  exec "$VENV/bin/pytest" -ra "$@"
+  "$VENV/bin/pytest" -ra "$@"
+  exit
 fi
 # Everything on the embedded default (SQLite + filesystem), the backend tests included...
 "$VENV/bin/pytest" -ra --junitxml=build/pytest-junit.xml
