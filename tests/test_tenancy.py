@@ -497,6 +497,43 @@ def test_failed_logins_are_throttled_per_account_and_address(strict_server):
     assert srv.users["alice"] not in log and "wrong-password" not in log
 
 
+@pytest.fixture(scope="module")
+def per_token_server(tmp_path_factory):
+    """A low per-account limit and a high per-address one: every test request is from loopback."""
+    backend = Backend()
+    limits = {
+        "CARGOHOLD_LOGIN_MAX_FAILURES": "3",
+        "CARGOHOLD_LOGIN_MAX_FAILURES_PER_ADDRESS": "1000",
+        "CARGOHOLD_LOGIN_WINDOW": "60",
+    }
+    srv = make_server(tmp_path_factory.mktemp("per-token"), {**backend.env(), **limits})
+    srv.start(workers=1)
+    yield srv
+    srv.stop()
+    backend.cleanup()
+
+
+def test_failed_token_logins_lock_only_the_token_tried(per_token_server):
+    srv = per_token_server
+    token_url = f"{srv.url}/auth/token"
+    s = api(srv, "alice")
+    first = call(s, "POST", "/tokens", json={"name": "first"}).json()
+    second = call(s, "POST", "/tokens", json={"name": "second"}).json()["token"]
+    # Strangers failing as __token__, with garbage and with tokens that do not exist.
+    for password in ["wrong", "chp_", "chp_0123456789abcdef_" + "x" * 43, "chp_" + "1" * 16]:
+        assert requests.get(token_url, auth=("__token__", password)).status_code == 401
+    assert requests.get(token_url, auth=("__token__", first["token"])).status_code == 200
+    assert requests.get(token_url, auth=("__token__", second)).status_code == 200
+    # Guessing the secret of one token locks that token alone.
+    wrong_secret = first["prefix"] + "_" + "y" * 43
+    for _ in range(3):
+        assert requests.get(token_url, auth=("__token__", wrong_secret)).status_code == 401
+    assert requests.get(token_url, auth=("__token__", first["token"])).status_code == 429
+    assert requests.get(token_url, auth=("alice", first["token"])).status_code == 429
+    assert requests.get(token_url, auth=("__token__", second)).status_code == 200
+    assert requests.get(token_url, auth=("alice", srv.users["alice"])).status_code == 200
+
+
 def test_short_passwords_are_refused(server):
     with pytest.raises(subprocess.CalledProcessError) as failed:
         server.flask("user", "create", "shorty", "--password", "short")
