@@ -15,7 +15,7 @@ import jwt
 from flask import current_app, g, request
 from sqlalchemy import select
 
-from app.access import Principal, access_tokens, oidc, throttle
+from app.access import Principal, access_tokens, accounts, oidc, throttle
 from app.access.policy import ANONYMOUS, principal_for
 from app.models import User, db
 from app.registry.errors import RegistryError
@@ -170,6 +170,10 @@ def current_caller() -> Caller:
             principal, claims = issuer.verify(value.strip(), "access")
         except jwt.InvalidTokenError as exc:
             raise unauthorized(f"invalid token: {exc}", error="invalid_token") from None
+        if not accounts.still_current(principal):
+            raise unauthorized(
+                "the credential behind this token was changed or revoked", error="invalid_token"
+            )
         access: dict[tuple[str, str], frozenset[str]] = {}
         for entry in claims.get("access") or []:
             key = (entry.get("type", ""), entry.get("name", ""))
