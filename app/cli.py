@@ -73,6 +73,20 @@ def register(app: Flask) -> None:
         tenancy.create_user(username, password, site_admin)
         click.echo(f"created user {username}")
 
+    @user_group.command("password")
+    @click.argument("username")
+    @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+    @_fail_on_value_error
+    def user_password(username: str, password: str) -> None:
+        """Set a user's password; tokens minted from the old one stop working."""
+        from app.access import accounts
+
+        user = tenancy.find_user(username)
+        if user is None:
+            raise LookupError(f"user {username!r} does not exist")
+        accounts.reset_password(user, password)
+        click.echo(f"password of {username} changed")
+
     @app.cli.group("org")
     def org_group() -> None:
         """Manage organisations and their members."""

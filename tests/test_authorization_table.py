@@ -72,6 +72,7 @@ REQUIREMENTS: dict[str, str] = {
     "GET api.openapi_json": "public",
     "POST api.oidc_exchange": "public",
     "GET api.get_user": "account:read",
+    "POST api.change_password": "account:manage",
     "GET api.list_tokens": "account:read",
     "POST api.create_token": "account:manage",
     "DELETE api.revoke_token": "account:manage",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import uuid
 
 import pytest
@@ -300,6 +301,55 @@ def test_mount_from_another_tenant_falls_back_to_upload(admin, client_for):
     r = mallory.request("POST", f"/v2/{target}/blobs/uploads/?mount={digest}&from={secret}")
     assert r.status_code == 202
     assert mallory.request("GET", f"/v2/{target}/blobs/{digest}").status_code == 404
+
+
+def _token(server, user: str, scope: str) -> str:
+    r = requests.get(
+        f"{server.url}/auth/token",
+        params={"service": "cargohold", "scope": scope},
+        auth=(user, server.users[user]),
+    )
+    assert r.status_code == 200, r.text
+    return r.json()["token"]
+
+
+def _mount_with_one_token(server, user: str, target: str, source: str, digest: str):
+    """As the conformance suite does: one token, fetched with the scopes of the first challenge."""
+    url = f"{server.url}/v2/{target}/blobs/uploads/?mount={digest}&from={source}"
+    first = requests.post(url)
+    assert first.status_code == 401
+    scope = dict(re.findall(r'(\w+)="([^"]*)"', first.headers["WWW-Authenticate"]))["scope"]
+    token = _token(server, user, scope)
+    return scope, requests.post(url, headers={"Authorization": f"Bearer {token}"})
+
+
+def test_mount_challenge_names_the_source_and_one_token_suffices(server, admin):
+    source, target = repo(), repo("acme/second")
+    digest = admin.push_blob(source, b"mount with one token")
+    scope, r = _mount_with_one_token(server, "alice", target, source, digest)
+    assert scope.split(" ") == [f"repository:{target}:pull,push", f"repository:{source}:pull"]
+    assert r.status_code == 201, r.text
+    assert r.headers["Location"] == f"/v2/{target}/blobs/{digest}"
+    assert admin.request("GET", f"/v2/{target}/blobs/{digest}").content == b"mount with one token"
+
+
+def test_mount_without_pull_on_the_source_is_an_upload_session(server, admin):
+    source = repo()
+    digest = admin.push_blob(source, b"not everyone's to mount")
+    # mallory may push to her own registry but not read acme's: her token has no pull on it.
+    target = repo("other/private")
+    _scope, r = _mount_with_one_token(server, "mallory", target, source, digest)
+    assert r.status_code == 202, r.text
+    assert "/blobs/uploads/" in r.headers["Location"]
+    # alice may read the source, but this token was fetched for the target alone.
+    target = repo("acme/second")
+    token = _token(server, "alice", f"repository:{target}:pull,push")
+    r = requests.post(
+        f"{server.url}/v2/{target}/blobs/uploads/?mount={digest}&from={source}",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert r.status_code == 202, r.text
+    assert "/blobs/uploads/" in r.headers["Location"]
 
 
 # ---- manifests ---------------------------------------------------------------------------

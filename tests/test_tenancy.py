@@ -264,6 +264,86 @@ def test_registry_jwt_is_not_a_management_credential(server):
     assert r.status_code == 401
 
 
+# ---- password changes and revocation ---------------------------------------------------------
+
+
+def registry_tokens(server, user: str, password: str) -> tuple[str, str]:
+    """A registry JWT and a refresh token, from the OAuth2 password grant."""
+    r = requests.post(
+        f"{server.url}/auth/token",
+        data={
+            "grant_type": "password",
+            "username": user,
+            "password": password,
+            "service": "cargohold",
+            "scope": "repository:acme/public/x:pull",
+            "access_type": "offline",
+        },
+    )
+    assert r.status_code == 200, r.text
+    return r.json()["access_token"], r.json()["refresh_token"]
+
+
+def bearer_ok(server, jwt_token: str) -> bool:
+    r = requests.get(f"{server.url}/v2/", headers={"Authorization": f"Bearer {jwt_token}"})
+    assert r.status_code in (200, 401), r.text
+    return r.status_code == 200
+
+
+def refresh_ok(server, refresh: str) -> bool:
+    data = {"grant_type": "refresh_token", "refresh_token": refresh, "service": "cargohold"}
+    r = requests.post(f"{server.url}/auth/token", data=data)
+    assert r.status_code in (200, 401), r.text
+    return r.status_code == 200
+
+
+def test_password_change_ends_what_the_old_password_minted(server):
+    name, old, new = unique("pw"), "old-" + secrets.token_hex(8), "new-" + secrets.token_hex(8)
+    server.flask("user", "create", name, f"--password={old}")
+    jwt_old, refresh_old = registry_tokens(server, name, old)
+    token = call(api(server, name, old), "POST", "/tokens", json={"name": "kept"}).json()["token"]
+    jwt_of_token, refresh_of_token = registry_tokens(server, name, token)
+    assert bearer_ok(server, jwt_old) and refresh_ok(server, refresh_old)
+
+    s = api(server, name, old)
+    body = {"current_password": "not-" + old, "new_password": new}
+    r = call(s, "POST", "/user/password", json=body)
+    assert r.status_code == 400 and error_code(r) == "INVALID"
+    r = call(s, "POST", "/user/password", json={"current_password": old, "new_password": "short"})
+    assert r.status_code == 400 and "at least 8" in r.text
+    # An access token never manages its own account, its password included.
+    r = call(
+        api(server, name, token), "POST", "/user/password", json={**body, "current_password": old}
+    )
+    assert r.status_code == 403
+    assert bearer_ok(server, jwt_old), "refused changes must change nothing"
+
+    r = call(s, "POST", "/user/password", json={"current_password": old, "new_password": new})
+    assert r.status_code == 204, r.text
+    assert not bearer_ok(server, jwt_old)
+    assert not refresh_ok(server, refresh_old)
+    assert call(api(server, name, old), "GET", "/user").status_code == 401
+    assert call(api(server, name, new), "GET", "/user").status_code == 200
+    # Access tokens are credentials of their own: they, and what they minted, keep working.
+    assert bearer_ok(server, jwt_of_token) and refresh_ok(server, refresh_of_token)
+
+    # An administrator's reset from the command line does the same.
+    jwt_new, refresh_new = registry_tokens(server, name, new)
+    server.flask("user", "password", name, "--password=reset-" + secrets.token_hex(8))
+    assert not bearer_ok(server, jwt_new) and not refresh_ok(server, refresh_new)
+    assert call(api(server, name, new), "GET", "/user").status_code == 401
+
+
+def test_revoking_an_access_token_ends_its_registry_tokens(server):
+    s = api(server, "alice")
+    made = call(s, "POST", "/tokens", json={"name": "revoked-jwt"}).json()
+    jwt_token, refresh = registry_tokens(server, "alice", made["token"])
+    assert bearer_ok(server, jwt_token) and refresh_ok(server, refresh)
+    assert call(s, "DELETE", f"/tokens/{made['id']}").status_code == 204
+    assert not bearer_ok(server, jwt_token)
+    assert not refresh_ok(server, refresh)
+
+
 # ---- robots ----------------------------------------------------------------------------------
 
 
@@ -495,6 +575,43 @@ def test_failed_logins_are_throttled_per_account_and_address(strict_server):
     # The password never reaches the log.
     log = Path(srv.log_path).read_text()
     assert srv.users["alice"] not in log and "wrong-password" not in log
+
+
+@pytest.fixture(scope="module")
+def per_token_server(tmp_path_factory):
+    """A low per-account limit and a high per-address one: every test request is from loopback."""
+    backend = Backend()
+    limits = {
+        "CARGOHOLD_LOGIN_MAX_FAILURES": "3",
+        "CARGOHOLD_LOGIN_MAX_FAILURES_PER_ADDRESS": "1000",
+        "CARGOHOLD_LOGIN_WINDOW": "60",
+    }
+    srv = make_server(tmp_path_factory.mktemp("per-token"), {**backend.env(), **limits})
+    srv.start(workers=1)
+    yield srv
+    srv.stop()
+    backend.cleanup()
+
+
+def test_failed_token_logins_lock_only_the_token_tried(per_token_server):
+    srv = per_token_server
+    token_url = f"{srv.url}/auth/token"
+    s = api(srv, "alice")
+    first = call(s, "POST", "/tokens", json={"name": "first"}).json()
+    second = call(s, "POST", "/tokens", json={"name": "second"}).json()["token"]
+    # Strangers failing as __token__, with garbage and with tokens that do not exist.
+    for password in ["wrong", "chp_", "chp_0123456789abcdef_" + "x" * 43, "chp_" + "1" * 16]:
+        assert requests.get(token_url, auth=("__token__", password)).status_code == 401
+    assert requests.get(token_url, auth=("__token__", first["token"])).status_code == 200
+    assert requests.get(token_url, auth=("__token__", second)).status_code == 200
+    # Guessing the secret of one token locks that token alone.
+    wrong_secret = first["prefix"] + "_" + "y" * 43
+    for _ in range(3):
+        assert requests.get(token_url, auth=("__token__", wrong_secret)).status_code == 401
+    assert requests.get(token_url, auth=("__token__", first["token"])).status_code == 429
+    assert requests.get(token_url, auth=("alice", first["token"])).status_code == 429
+    assert requests.get(token_url, auth=("__token__", second)).status_code == 200
+    assert requests.get(token_url, auth=("alice", srv.users["alice"])).status_code == 200
 
 
 def test_short_passwords_are_refused(server):

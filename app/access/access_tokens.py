@@ -20,6 +20,8 @@ from app.models import AccessToken, User, db
 from app.models.base import utcnow
 
 PREFIX = "chp_"
+# The username twine and PyPI use with API tokens; any token's own owner name works too.
+TOKEN_USERNAME = "__token__"
 SCOPES = ("read", "read-write")
 _FORMAT = re.compile(r"^chp_([0-9a-f]{16})_([A-Za-z0-9_-]{32,64})$")
 # last_used_at is a hint for people, not an audit trail: write it at most once a minute.
@@ -28,6 +30,12 @@ _TOUCH_EVERY = timedelta(minutes=1)
 
 def looks_like_token(secret: str) -> bool:
     return secret.startswith(PREFIX)
+
+
+def public_id(secret: str) -> str | None:
+    """The public half of a well-formed token, which names it without revealing it."""
+    match = _FORMAT.match(secret)
+    return match.group(1) if match else None
 
 
 def _hash(secret: str) -> str:

@@ -42,6 +42,8 @@ class Principal:
     token_id: int | None = None
     read_only: bool = False
     registries: tuple[str, ...] | None = None
+    # The account's credential epoch when a password proved the principal (see accounts.py).
+    epoch: int = 0
 
     @property
     def authenticated(self) -> bool:
@@ -54,7 +56,7 @@ class Principal:
     def limits(self) -> dict:
         """The token limits as JWT claims, so registry tokens carry them on."""
         if self.token_id is None:
-            return {}
+            return {"ep": self.epoch} if self.authenticated else {}
         return {"tid": self.token_id, "ro": self.read_only, "regs": self.registries}
 
     @classmethod
@@ -67,6 +69,7 @@ class Principal:
             token_id=claims.get("tid"),
             read_only=bool(claims.get("ro", False)),
             registries=tuple(regs) if regs is not None else None,
+            epoch=int(claims.get("ep") or 0),
         )
 
 
@@ -77,7 +80,7 @@ def principal_for(user: User, token=None) -> Principal:
     """The principal for a user or robot, narrowed by the access token that proved it."""
     kind = "robot" if user.is_robot else "user"
     if token is None:
-        return Principal(kind, user.id, user.username)
+        return Principal(kind, user.id, user.username, epoch=user.credential_epoch or 0)
     return Principal(
         kind,
         user.id,

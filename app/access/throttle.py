@@ -1,5 +1,9 @@
 """Failed-login throttling per account and per client address, in the database so that every
-replica counts the same failures. A locked key answers 429 until its window ends."""
+replica counts the same failures. A locked key answers 429 until its window ends.
+
+The account is whose credential was tried: the user for a password, the token itself (by its
+public id) for an access token. Never the shared `__token__` name, which would let anyone lock
+every token of every user out at once."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import delete
 
+from app.access import access_tokens
 from app.models import LoginThrottle, db
 from app.models.base import utcnow
 
@@ -27,18 +32,28 @@ def limits() -> Limits:
     )
 
 
-def _keys(username: str, address: str | None) -> list[tuple[str, int]]:
+def account(username: str, password: str) -> str | None:
+    """The throttle key of the credential being tried, or None when it names no one."""
+    if access_tokens.looks_like_token(password):
+        public_id = access_tokens.public_id(password)
+        return f"token:{public_id}" if public_id else None
+    if username == access_tokens.TOKEN_USERNAME:
+        return None  # not a token: cannot succeed, only the address counts it
+    return f"user:{username.lower()[:250]}"
+
+
+def _keys(account: str | None, address: str | None) -> list[tuple[str, int]]:
     lim = limits()
-    keys = [(f"user:{username.lower()[:250]}", lim.per_account)]
+    keys = [(account, lim.per_account)] if account else []
     if address:
         keys.append((f"addr:{address[:250]}", lim.per_address))
     return keys
 
 
-def retry_after(username: str, address: str | None) -> int | None:
+def retry_after(account: str | None, address: str | None) -> int | None:
     """Seconds until a login may be tried again, or None when it may be tried now."""
     now = utcnow()
-    for key, limit in _keys(username, address):
+    for key, limit in _keys(account, address):
         row = db.session.get(LoginThrottle, key)
         if row is None:
             continue
@@ -48,9 +63,9 @@ def retry_after(username: str, address: str | None) -> int | None:
     return None
 
 
-def failed(username: str, address: str | None) -> None:
+def failed(account: str | None, address: str | None) -> None:
     now, window = utcnow(), limits().window
-    for key, _limit in _keys(username, address):
+    for key, _limit in _keys(account, address):
         row = db.session.get(LoginThrottle, key)
         if row is None:
             db.session.add(LoginThrottle(key=key, failures=1, window_start=now))
@@ -65,9 +80,8 @@ def failed(username: str, address: str | None) -> None:
         db.session.rollback()
 
 
-def succeeded(username: str) -> None:
+def succeeded(account: str | None) -> None:
     """A correct login clears the account's count (a read, and a write only when needed)."""
-    key = f"user:{username.lower()[:250]}"
-    if db.session.get(LoginThrottle, key) is not None:
-        db.session.execute(delete(LoginThrottle).where(LoginThrottle.key == key))
+    if account and db.session.get(LoginThrottle, account) is not None:
+        db.session.execute(delete(LoginThrottle).where(LoginThrottle.key == account))
         db.session.commit()

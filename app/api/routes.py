@@ -13,6 +13,7 @@ from app.access import (
     ORG_CREATE,
     ORG_READ,
     access_tokens,
+    accounts,
     oidc,
     tenancy,
 )
@@ -131,6 +132,24 @@ def get_user():
         )
     ]
     return jsonify({"username": user.username, "email": user.email, "organisations": orgs})
+
+
+@route(
+    "POST",
+    "/user/password",
+    ACCOUNT_MANAGE,
+    "site",
+    {"current_password": ("string", True), "new_password": ("string", True)},
+)
+def change_password():
+    """Change your password: registry and refresh tokens minted from the old one stop working."""
+    data = json_body()
+    accounts.change_password(
+        me(),
+        field_of(data, "current_password", str, required=True),
+        field_of(data, "new_password", str, required=True),
+    )
+    return "", 204
 
 
 @route("GET", "/tokens", ACCOUNT_READ, "site")

@@ -15,7 +15,7 @@ import jwt
 from flask import current_app, g, request
 from sqlalchemy import select
 
-from app.access import Principal, access_tokens, oidc, throttle
+from app.access import Principal, access_tokens, accounts, oidc, throttle
 from app.access.policy import ANONYMOUS, principal_for
 from app.models import User, db
 from app.registry.errors import RegistryError
@@ -42,8 +42,7 @@ def basic_credentials() -> tuple[str, str] | None:
     return username, password
 
 
-# The username twine and PyPI use with API tokens; any token's own owner name works too.
-TOKEN_USERNAME = "__token__"
+TOKEN_USERNAME = access_tokens.TOKEN_USERNAME
 
 
 def _authenticate(username: str, password: str) -> Principal | None:
@@ -124,9 +123,10 @@ def _robot(username: str) -> User | None:
 
 
 def login(username: str, password: str) -> Principal:
-    """Check credentials, with failed attempts throttled per account and per address."""
+    """Check credentials, with failed attempts throttled per credential and per address."""
     address = request.remote_addr
-    wait = throttle.retry_after(username, address)
+    account = throttle.account(username, password)
+    wait = throttle.retry_after(account, address)
     if wait is not None:
         raise RegistryError(
             "TOOMANYREQUESTS",
@@ -135,9 +135,9 @@ def login(username: str, password: str) -> Principal:
         )
     principal = _authenticate(username, password)
     if principal is None:
-        throttle.failed(username, address)
+        throttle.failed(account, address)
         raise unauthorized("invalid username or password")
-    throttle.succeeded(username)
+    throttle.succeeded(account)
     return principal
 
 
@@ -170,6 +170,10 @@ def current_caller() -> Caller:
             principal, claims = issuer.verify(value.strip(), "access")
         except jwt.InvalidTokenError as exc:
             raise unauthorized(f"invalid token: {exc}", error="invalid_token") from None
+        if not accounts.still_current(principal):
+            raise unauthorized(
+                "the credential behind this token was changed or revoked", error="invalid_token"
+            )
         access: dict[tuple[str, str], frozenset[str]] = {}
         for entry in claims.get("access") or []:
             key = (entry.get("type", ""), entry.get("name", ""))

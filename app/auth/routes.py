@@ -7,10 +7,9 @@ from datetime import UTC, datetime
 import jwt
 from flask import Blueprint, current_app, jsonify, request
 
-from app.access import ACTIONS, Principal, access_tokens, granted_actions
+from app.access import ACTIONS, Principal, accounts, granted_actions
 from app.access.policy import ANONYMOUS
 from app.auth.credentials import basic_credentials, login, unauthorized
-from app.models import AccessToken, db
 from app.registry.errors import RegistryError
 from app.registry.names import parse_repository
 
@@ -109,11 +108,9 @@ def token_post():
             principal, _ = issuer.verify(form.get("refresh_token", ""), "refresh")
         except jwt.InvalidTokenError as exc:
             raise unauthorized(f"invalid refresh token: {exc}") from None
-        # A refresh token lives longer than the access token that proved it may.
-        if principal.token_id is not None and not access_tokens.usable(
-            db.session.get(AccessToken, principal.token_id)
-        ):
-            raise unauthorized("the access token behind this refresh token was revoked")
+        # A refresh token lives longer than the password or access token that proved it may.
+        if not accounts.still_current(principal):
+            raise unauthorized("the credential behind this refresh token was changed or revoked")
     else:
         raise RegistryError("UNSUPPORTED", f"unsupported grant_type {grant_type!r}", status=400)
     offline = form.get("access_type") == "offline" or grant_type == "refresh_token"

@@ -25,6 +25,9 @@ class User(db.Model):
     # authenticate with their own access tokens or through a trust policy.
     robot_org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
     description: Mapped[str | None] = mapped_column(String(255))
+    # Bumped by every password change or reset. Registry tokens and refresh tokens minted from
+    # the password carry it and stop working once it moves on; a web session can do the same.
+    credential_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
 
     @property
     def is_robot(self) -> bool:

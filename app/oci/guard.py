@@ -21,14 +21,16 @@ def may(caller: Caller, action: str, name: RepoName) -> bool:
     return action in held or "*" in held
 
 
-def authorize(action: str, name: RepoName) -> Caller:
+def authorize(action: str, name: RepoName, also: tuple[str, ...] = ()) -> Caller:
+    """`also`: further scopes the request may use, named in the challenge beside the target's so
+    a client that fetches one token gets all it needs (a mount's source)."""
     caller = current_caller()
     if may(caller, action, name):
         if action != "pull" and is_reserved_path(name.path):
             # Python packages live here as OCI artifacts; only their own API keeps them whole.
             raise RegistryError("DENIED", f"{name.full} is managed by the Python package API")
         return caller
-    scope = f"repository:{name.full}:{CHALLENGE_ACTIONS[action]}"
+    scope = " ".join((f"repository:{name.full}:{CHALLENGE_ACTIONS[action]}", *also))
     if not caller.principal.authenticated:
         raise unauthorized("authentication required", scope=scope)
     if caller.access is not None and allowed(caller.principal, action, name.org, name.registry):

@@ -8,7 +8,6 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from app.access import allowed
 from app.auth.credentials import current_caller, unauthorized
 from app.models import db
 from app.oci.guard import authorize, may
@@ -229,25 +228,23 @@ def _created(name: RepoName, digest: str) -> Response:
     )
 
 
-def _try_mount(name: RepoName, repo, digest: str, source: str | None) -> bool:
-    """Mount only from a repository the caller may read and that holds the blob."""
-    if not source:
-        return False
+def _mount_source(name: RepoName) -> RepoName | None:
+    """The repository named by `from`, when the request asks to mount from a valid one."""
+    source = request.args.get("from")
+    if not request.args.get("mount") or not source:
+        return None
     try:
-        source_name = parse_repository(source)
+        return parse_repository(source)
     except RegistryError:
+        return None
+
+
+def _try_mount(repo, digest: str, source: RepoName | None) -> bool:
+    """Mount only from a repository the caller (and its token) may read that holds the blob.
+    Anything else is an ordinary upload session, as the distribution spec asks."""
+    if source is None or not may(current_caller(), "pull", source):
         return False
-    caller = current_caller()
-    if not allowed(caller.principal, "pull", source_name.org, source_name.registry):
-        return False
-    if not may(caller, "pull", source_name):
-        # Held by role but not in this token: ask the client for a token naming both.
-        raise unauthorized(
-            f"token does not grant pull on {source}",
-            scope=f"repository:{name.full}:pull,push repository:{source}:pull",
-            error="insufficient_scope",
-        )
-    source_repo = repositories.find(source_name)
+    source_repo = repositories.find(source)
     if source_repo is None or blobs.linked_size(source_repo, digest) is None:
         return False
     blobs.link(repo, digest)
@@ -256,12 +253,14 @@ def _try_mount(name: RepoName, repo, digest: str, source: str | None) -> bool:
 
 
 def start_upload(name: RepoName):
-    caller = authorize("push", name)
+    source = _mount_source(name)
+    also = (f"repository:{source.full}:pull",) if source and source != name else ()
+    caller = authorize("push", name, also)
     repo = repositories.ensure(name)
     store = _store()
     if mount := request.args.get("mount"):
         blobs.check_digest(mount)
-        if _try_mount(name, repo, mount, request.args.get("from")):
+        if _try_mount(repo, mount, source):
             return _created(name, mount)
     upload = uploads.start(store, repo, caller.principal)
     if digest := request.args.get("digest"):

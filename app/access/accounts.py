@@ -1,0 +1,63 @@
+"""A person's own credentials: changing or resetting a password, and whether a credential minted
+earlier (a registry token, a refresh token, a web session) still stands.
+
+Every password change or reset bumps `User.credential_epoch`. What was minted from a password
+carries the epoch of its day and is refused once the epoch has moved on; what was minted from
+an access token carries the token's id and is refused once that token is revoked or expired.
+"""
+
+from __future__ import annotations
+
+from flask import current_app
+
+from app.access import access_tokens
+from app.access.policy import Principal
+from app.models import AccessToken, User, db
+
+
+class WrongPassword(ValueError):
+    """The current password given with a change is not the account's."""
+
+
+def _identity():
+    return current_app.extensions["cargohold.identity"]
+
+
+def _set(user: User, new_password: str) -> None:
+    if user.is_robot:
+        raise ValueError("robots have no password; they use access tokens or trust policies")
+    _identity().set_password(user, new_password)
+    user.credential_epoch = (user.credential_epoch or 0) + 1
+    db.session.commit()
+
+
+def change_password(user: User, current_password: str, new_password: str) -> None:
+    """The account holder's own change: the current password must be right."""
+    proved = _identity().authenticate(user.username, current_password)
+    if proved is None or proved.id != user.id:
+        raise WrongPassword("the current password is not right")
+    _set(user, new_password)
+
+
+def reset_password(user: User, new_password: str, by: User | None = None) -> None:
+    """An administrator's reset, without the current password: `by` is the site admin doing it,
+    None for the operator at the command line."""
+    if by is not None and not by.is_site_admin:
+        raise PermissionError(f"{by.username} may not reset other users' passwords")
+    _set(user, new_password)
+
+
+def epoch_of(user: User) -> int:
+    """What a web session stores at login and compares on each request."""
+    return user.credential_epoch or 0
+
+
+def still_current(principal: Principal) -> bool:
+    """Whether the credential a token or session was minted from still stands."""
+    if not principal.authenticated:
+        return True
+    if principal.token_id is not None:
+        row = db.session.get(AccessToken, principal.token_id)
+        return access_tokens.usable(row) and row.user_id == principal.user_id
+    user = db.session.get(User, principal.user_id)
+    return user is not None and epoch_of(user) == principal.epoch
