@@ -37,6 +37,8 @@ class Settings:
     service: str = "cargohold"
     public_url: str = ""
     max_manifest_bytes: int = 4 * 1024 * 1024
+    # The largest JSON (or form) body the management API and PyPI's JSON endpoints read.
+    max_json_bytes: int = 1024 * 1024
     # Failed logins allowed per account and per client address within the window (seconds).
     login_max_failures: int = 10
     login_max_failures_per_address: int = 50
@@ -77,6 +79,7 @@ class Settings:
             login_max_failures=int(_env("LOGIN_MAX_FAILURES", "10")),
             login_max_failures_per_address=int(_env("LOGIN_MAX_FAILURES_PER_ADDRESS", "50")),
             login_window=int(_env("LOGIN_WINDOW", "900")),
+            max_json_bytes=int(_env("MAX_JSON_BYTES", str(1024 * 1024))),
         )
 
     def resolved_database_url(self) -> str:

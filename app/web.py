@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from flask import Response, request, send_file
+from flask import Response, current_app, request, send_file
 
+from app.registry import limits
 from app.registry.digests import CHUNK
 from app.storage import BlobStore
 
@@ -20,6 +21,26 @@ def drain_request_body() -> None:
     stream, drained = request.stream, 0
     while drained < DRAIN_LIMIT and (chunk := stream.read(CHUNK)):
         drained += len(chunk)
+
+
+def json_limit() -> int:
+    return current_app.extensions["cargohold.settings"].max_json_bytes
+
+
+def refuse_large_body() -> None:
+    """limits.TooLarge when the request announces a body over the JSON limit, before a byte is
+    read; a body without a length is bounded where it is read (read_json_body, form parsing)."""
+    announced, limit = request.content_length, json_limit()
+    if announced is not None and announced > limit:
+        raise limits.TooLarge(f"the body is {announced} bytes; at most {limit} are accepted here")
+
+
+def read_json_body():
+    """The request's JSON, read against the JSON body limit (never the whole stream first) and
+    parsed with bounded depth and numbers: limits.TooLarge or limits.InputRejected otherwise.
+    An empty body is None."""
+    body = limits.read_bounded(request.stream.read, json_limit(), request.content_length)
+    return limits.loads(body) if body.strip() else None
 
 
 def send_blob(

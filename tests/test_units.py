@@ -151,3 +151,55 @@ def test_foreign_layers_are_recognised():
     )
     assert manifests.is_foreign(foreign)
     assert not manifests.is_foreign(manifests.descriptor(_desc(), "l"))
+
+
+# ---- bounded parsing ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "phrase"),
+    [
+        (b"[" * 100_000, "nested deeper"),
+        (b'{"a": ' * 65 + b"1" + b"}" * 65, "nested deeper"),
+        (b'{"n": 1' + b"0" * 5000 + b"}", "digits"),
+        (b'{"n": 1.' + b"0" * 5000 + b"}", "characters long"),
+        (b"[NaN]", "NaN"),
+        (b"\xff\xfe", "UTF-8"),
+        (b"{", "not valid JSON"),
+    ],
+)
+def test_bounded_json_refuses(data, phrase):
+    from app.registry import limits
+
+    with pytest.raises(limits.InputRejected, match=phrase):
+        limits.loads(data)
+
+
+def test_bounded_json_ignores_brackets_inside_strings():
+    from app.registry import limits
+
+    text = '{"a\\"[[[": ["' + "[" * 1000 + '\\\\", {"b": 9223372036854775807}]}'
+    assert limits.loads(text) == {'a"[[[': ["[" * 1000 + "\\", {"b": 2**63 - 1}]}
+    assert limits.loads(b"[" * 64 + b"]" * 64) is not None
+
+
+@pytest.mark.parametrize("value", ["²", "٣", "-1", "+1", " 1", "1 ", "", "1" * 20, "0x10"])
+def test_bounded_count_refuses(value):
+    from app.registry import limits
+
+    with pytest.raises(limits.InputRejected):
+        limits.parse_count(value, "n")
+
+
+def test_bounded_read_stops_at_the_limit():
+    import io
+
+    from app.registry import limits
+
+    assert limits.read_bounded(io.BytesIO(b"x" * 10).read, 10) == b"x" * 10
+    stream = io.BytesIO(b"x" * 1000)
+    with pytest.raises(limits.TooLarge):
+        limits.read_bounded(stream.read, 10)
+    assert stream.tell() == 11
+    with pytest.raises(limits.TooLarge):
+        limits.read_bounded(io.BytesIO().read, 10, announced=11)

@@ -7,12 +7,15 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.access import SITE, OrgResource, RegistryResource, authorize
 from app.access.policy import ORG_READ
 from app.auth.credentials import current_caller
+from app.registry import limits
 from app.registry.errors import RegistryError
+from app.web import read_json_body, refuse_large_body
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -68,6 +71,25 @@ def _invalid(exc: ValueError):
     return error_response(400, "INVALID", str(exc))
 
 
+@bp.before_request
+def _bounded_body() -> None:
+    # Every management endpoint takes at most a small JSON or form body; a larger one is
+    # refused before a byte of it is read, whoever sends it.
+    refuse_large_body()
+
+
+@bp.errorhandler(limits.InputRejected)
+def _input_rejected(exc: limits.InputRejected):
+    if isinstance(exc, limits.TooLarge):
+        return error_response(413, "TOO_LARGE", str(exc))
+    return error_response(400, "INVALID", str(exc))
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _form_too_large(_exc):
+    return error_response(413, "TOO_LARGE", "the request body is too large")
+
+
 @bp.errorhandler(404)
 def _no_route(_exc):
     return error_response(404, "NOT_FOUND", "no such endpoint")
@@ -79,7 +101,7 @@ def _no_method(_exc):
 
 
 def json_body() -> dict:
-    data = request.get_json(silent=True)
+    data = read_json_body()
     if not isinstance(data, dict):
         raise ApiError(400, "INVALID", "the request body must be a JSON object")
     return data

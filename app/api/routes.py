@@ -30,6 +30,7 @@ from app.models import (
     db,
 )
 from app.models.base import utcnow
+from app.web import read_json_body
 
 # A trust-policy exchange hands out a token for one CI job, not for a day.
 OIDC_TOKEN_TTL = timedelta(minutes=15)
@@ -451,7 +452,7 @@ def delete_trust_policy(org: str, policy_id: int):
 )
 def oidc_exchange():
     """Exchange a CI job's OIDC ID token for a short-lived token of a robot."""
-    data = request.get_json(silent=True) if request.is_json else request.form.to_dict()
+    data = read_json_body() if request.is_json else request.form.to_dict()
     if not isinstance(data, dict):
         raise ApiError(400, "INVALID", "send robot and id_token as JSON or a form")
     robot_name = field_of(data, "robot", str, required=True)

@@ -11,7 +11,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from app.auth.credentials import current_caller, unauthorized
 from app.models import db
 from app.oci.guard import authorize, may
-from app.registry import blobs, catalog, manifest_store, repositories, uploads
+from app.registry import blobs, catalog, limits, manifest_store, repositories, uploads
 from app.registry.digests import CHUNK
 from app.registry.errors import RegistryError
 from app.registry.manifests import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX
@@ -47,13 +47,18 @@ def _body_chunks() -> Iterator[bytes]:
         yield chunk
 
 
-def _int_arg(name: str) -> int | None:
-    value = request.args.get(name)
+# The most results one page may ask for (Distribution refuses its catalog's n past 1000).
+MAX_PAGE = 10_000
+
+
+def _page_size() -> int | None:
+    value = request.args.get("n")
     if value is None or value == "":
         return None
-    if not value.isdigit():
-        raise RegistryError("UNSUPPORTED", f"{name} must be a non-negative integer", status=400)
-    return int(value)
+    try:
+        return limits.parse_count(value, "n", MAX_PAGE)
+    except limits.InputRejected as exc:
+        raise RegistryError("PAGINATION_NUMBER_INVALID", str(exc)) from None
 
 
 def _next_link(path: str, n: int, last: str) -> str:
@@ -61,7 +66,7 @@ def _next_link(path: str, n: int, last: str) -> str:
 
 
 def _paginate(path: str, fetch: Callable[[str | None, int | None], list[str]]):
-    n, last = _int_arg("n"), request.args.get("last") or None
+    n, last = _page_size(), request.args.get("last") or None
     if n == 0:
         return [], None
     items = fetch(last, n + 1 if n else None)
@@ -285,9 +290,15 @@ def _content_range() -> tuple[int | None, int | None]:
     if not value:
         return None, None
     m = _CONTENT_RANGE.match(value.strip())
-    if not m or int(m[2]) < int(m[1]):
+    if not m:
         raise RegistryError("BLOB_UPLOAD_INVALID", f"malformed Content-Range {value!r}", status=416)
-    return int(m[1]), int(m[2]) - int(m[1]) + 1
+    try:
+        first, last = (limits.parse_count(m[i], "a Content-Range offset") for i in (1, 2))
+    except limits.InputRejected as exc:
+        raise RegistryError("BLOB_UPLOAD_INVALID", str(exc)) from None
+    if last < first:
+        raise RegistryError("BLOB_UPLOAD_INVALID", f"malformed Content-Range {value!r}", status=416)
+    return first, last - first + 1
 
 
 def _append_body(upload) -> int:

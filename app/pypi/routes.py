@@ -24,8 +24,9 @@ from app.pypi.errors import PyPIError, bad_request, not_found
 from app.pypi.form import read_upload
 from app.pypi.names import normalize, repository
 from app.pypi.store import Target
+from app.registry import limits
 from app.registry.errors import RegistryError
-from app.web import drain_request_body, send_blob
+from app.web import drain_request_body, read_json_body, send_blob
 
 bp = Blueprint("pypi", __name__, url_prefix="/api/v1/<org>/<registry>/python", cli_group="python")
 for _command in cli.COMMANDS:
@@ -277,7 +278,12 @@ def _file_json(f: PythonFile) -> dict:
 
 
 def _reason() -> str | None:
-    body = request.get_json(silent=True) or {}
+    try:
+        body = read_json_body() or {}
+    except limits.TooLarge as exc:
+        raise PyPIError(413, str(exc)) from None
+    except limits.InputRejected as exc:
+        raise bad_request(f"Invalid JSON body: {exc}") from None
     reason = body.get("reason") if isinstance(body, dict) else None
     if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON):
         raise bad_request(f"reason must be a string of at most {MAX_REASON} characters")

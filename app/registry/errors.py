@@ -12,6 +12,7 @@ STATUS = {
     "MANIFEST_UNKNOWN": 404,
     "NAME_INVALID": 400,
     "NAME_UNKNOWN": 404,
+    "PAGINATION_NUMBER_INVALID": 400,
     "SIZE_INVALID": 400,
     "UNAUTHORIZED": 401,
     "DENIED": 403,
@@ -31,6 +32,8 @@ MESSAGES = {
     "MANIFEST_UNKNOWN": "manifest unknown to registry",
     "NAME_INVALID": "invalid repository name",
     "NAME_UNKNOWN": "repository name not known to registry",
+    # Distribution's code for an unusable `n`; not in the OCI spec's table.
+    "PAGINATION_NUMBER_INVALID": "invalid number of results requested",
     "SIZE_INVALID": "provided length did not match content length",
     "UNAUTHORIZED": "authentication required",
     "DENIED": "requested access to the resource is denied",

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 
-from app.registry import digests
+from app.registry import digests, limits
 from app.registry.errors import RegistryError
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -88,8 +87,8 @@ def descriptor(value, where: str) -> Descriptor:
     except digests.InvalidDigest as exc:
         raise _invalid(f"{where}.digest: {exc}") from None
     size = value.get("size")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise _invalid(f"{where}.size must be a non-negative integer")
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= limits.MAX_INT:
+        raise _invalid(f"{where}.size must be a non-negative integer below 2^63")
     urls = value.get("urls") or []
     if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
         raise _invalid(f"{where}.urls must be a list of strings")
@@ -127,9 +126,9 @@ def _resolve_media_type(doc: dict, content_type: str | None) -> str:
 
 def parse(body: bytes, content_type: str | None) -> ParsedManifest:
     try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _invalid(f"manifest is not valid JSON: {exc}") from None
+        doc = limits.loads(body)
+    except limits.InputRejected as exc:
+        raise _invalid(f"manifest refused: {exc}") from None
     if not isinstance(doc, dict):
         raise _invalid("manifest must be a JSON object")
     media_type = _resolve_media_type(doc, content_type)
