@@ -1,22 +1,63 @@
-"""Settings, from CARGOHOLD_* environment variables so scripts and containers can drive them."""
+"""Settings, from CARGOHOLD_* environment variables so scripts and containers can drive them.
+
+Each field of `Settings` is read from `CARGOHOLD_<FIELD>`; docs/configuration.md lists them all.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from app.filemodes import private_dir, write_private
 
+PREFIX = "CARGOHOLD_"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(f"CARGOHOLD_{name}", default)
+
+def env_name(field_name: str) -> str:
+    return PREFIX + field_name.upper()
 
 
-def _flag(value: str) -> bool:
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+def _parse(kind: Any, raw: str, name: str) -> Any:
+    """One environment value as the annotated type: str, int, float, bool, Path, a list or
+    tuple of those (comma-separated), a JSON object for dicts, `X | None` (empty is None)."""
+    origin, args = get_origin(kind), get_args(kind)
+    if origin in (UnionType, Union) and type(None) in args:
+        inner = [a for a in args if a is not type(None)]
+        return None if raw.strip() == "" else _parse(inner[0], raw, name)
+    if origin in (list, tuple):
+        words = [w.strip() for w in raw.split(",") if w.strip()]
+        items = [_parse(args[0] if args else str, w, name) for w in words]
+        return items if origin is list else tuple(items)
+    if kind is bool or origin is bool:
+        value = raw.strip().lower()
+        if value not in _TRUE | _FALSE:
+            raise ValueError(f"{name}={raw!r}: use true or false")
+        return value in _TRUE
+    if kind in (dict, Mapping) or origin in (dict, Mapping):
+        try:
+            value = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            raise ValueError(f"{name} must be a JSON object")
+        return value
+    if kind in (int, float):
+        try:
+            return kind(raw.strip())
+        except ValueError:
+            raise ValueError(f"{name}={raw!r} is not a number") from None
+    if kind is Path:
+        return Path(raw)
+    return raw
 
 
 @dataclass
@@ -54,33 +95,20 @@ class Settings:
     extra: dict = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls) -> Settings:
-        data_dir = Path(_env("DATA_DIR", "./data")).resolve()
-        return cls(
-            host=_env("HOST", "127.0.0.1"),
-            port=int(_env("PORT", "5000")),
-            data_dir=data_dir,
-            database_url=_env("DATABASE_URL", ""),
-            storage=_env("STORAGE", "filesystem"),
-            admin_user=_env("ADMIN_USER", "admin"),
-            admin_password=_env("ADMIN_PASSWORD", ""),
-            bootstrap_org=_env("BOOTSTRAP_ORG", "acme"),
-            bootstrap_registry=_env("BOOTSTRAP_REGISTRY", "main"),
-            token_key=_env("TOKEN_KEY", ""),
-            token_ttl=int(_env("TOKEN_TTL", "300")),
-            service=_env("SERVICE", "cargohold"),
-            public_url=_env("PUBLIC_URL", "").rstrip("/"),
-            s3_bucket=_env("S3_BUCKET", ""),
-            s3_endpoint=_env("S3_ENDPOINT", ""),
-            s3_region=_env("S3_REGION", ""),
-            s3_prefix=_env("S3_PREFIX", ""),
-            s3_redirect=_flag(_env("S3_REDIRECT", "true")),
-            s3_presign_ttl=int(_env("S3_PRESIGN_TTL", "300")),
-            login_max_failures=int(_env("LOGIN_MAX_FAILURES", "10")),
-            login_max_failures_per_address=int(_env("LOGIN_MAX_FAILURES_PER_ADDRESS", "50")),
-            login_window=int(_env("LOGIN_WINDOW", "900")),
-            max_json_bytes=int(_env("MAX_JSON_BYTES", str(1024 * 1024))),
-        )
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Every field from `CARGOHOLD_<FIELD>`, parsed by its annotated type; unset means the
+        field's default."""
+        environ = os.environ if environ is None else environ
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(env_name(f.name))
+            if raw is not None:
+                values[f.name] = _parse(hints[f.name], raw, env_name(f.name))
+        settings = cls(**values)
+        settings.data_dir = settings.data_dir.resolve()
+        settings.public_url = settings.public_url.rstrip("/")
+        return settings
 
     def resolved_database_url(self) -> str:
         url = self.database_url or f"sqlite:///{self.data_dir / 'cargohold.db'}"

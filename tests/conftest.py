@@ -49,3 +49,25 @@ def client_for(server):
         return OCIClient(server.url, user, server.users[user])
 
     return make
+
+
+@pytest.fixture(scope="session")
+def inprocess_app(tmp_path_factory):
+    """A bootstrapped app in this process, on SQLite and the filesystem: for tests of the API's
+    logic where a loopback server adds nothing."""
+    from app import create_app
+    from app.config import Settings
+
+    data_dir = tmp_path_factory.mktemp("inprocess")
+    app = create_app(Settings(data_dir=data_dir, admin_password=INPROCESS_ADMIN_PASSWORD))
+    result = app.test_cli_runner().invoke(args=["bootstrap"])
+    assert result.exit_code == 0, result.output
+    return app
+
+
+INPROCESS_ADMIN_PASSWORD = "in-process-admin-password"
+
+
+@pytest.fixture
+def test_client(inprocess_app):
+    return inprocess_app.test_client()

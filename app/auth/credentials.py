@@ -6,9 +6,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import threading
-import time
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import jwt
@@ -17,6 +14,7 @@ from sqlalchemy import select
 
 from app.access import Principal, access_tokens, accounts, oidc, throttle
 from app.access.policy import ANONYMOUS, principal_for
+from app.caching import BoundedCache
 from app.models import User, db
 from app.registry.errors import RegistryError
 
@@ -88,8 +86,9 @@ class _VerifiedPasswords:
     SIZE = 1024
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._entries: OrderedDict[str, tuple[float, tuple[int, str | None]]] = OrderedDict()
+        self._entries: BoundedCache[str, tuple[int, str | None]] = BoundedCache(
+            self.SIZE, ttl=self.TTL
+        )
 
     @staticmethod
     def key(username: str, password: str) -> str:
@@ -97,19 +96,10 @@ class _VerifiedPasswords:
         return hmac.new(secret, f"{username}\0{password}".encode(), hashlib.sha256).hexdigest()
 
     def get(self, key: str) -> tuple[int, str | None] | None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None or entry[0] < time.monotonic():
-                self._entries.pop(key, None)
-                return None
-            return entry[1]
+        return self._entries.get(key)
 
     def put(self, key: str, value: tuple[int, str | None]) -> None:
-        with self._lock:
-            self._entries[key] = (time.monotonic() + self.TTL, value)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.SIZE:
-                self._entries.popitem(last=False)
+        self._entries.put(key, value)
 
 
 _VERIFIED = _VerifiedPasswords()

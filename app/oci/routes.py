@@ -113,8 +113,8 @@ def catalog_list():
 
 def _accepts(stored: str) -> bool:
     """Old clients that cannot read an index must not be handed one (as Distribution does)."""
-    accept = request.headers.getlist("Accept")
-    wanted = {a.split(";")[0].strip() for h in accept for a in h.split(",")}
+    # Every range the client names, q-values aside (servers join repeated Accept lines).
+    wanted = {value.split(";")[0].strip().lower() for value in request.accept_mimetypes.values()}
     if stored not in INDEX_TYPES or not wanted & set(MANIFEST_TYPES):
         return True
     return bool(wanted & {stored, *INDEX_TYPES, "*/*", "application/*"})

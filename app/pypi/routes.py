@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-import threading
-from collections import OrderedDict
 from datetime import UTC
 
 from flask import Blueprint, Response, current_app, jsonify, redirect, request, url_for
@@ -18,6 +16,7 @@ from flask import Blueprint, Response, current_app, jsonify, redirect, request, 
 from app.access import allowed
 from app.access.policy import find_registry
 from app.auth.credentials import Caller, current_caller
+from app.caching import BoundedCache
 from app.models import PythonFile
 from app.pypi import cli, simple, store
 from app.pypi.errors import PyPIError, bad_request, not_found
@@ -179,24 +178,19 @@ class _IndexCache:
     SIZE = 256
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pages: OrderedDict[tuple[int, str], tuple[tuple[int, int], str]] = OrderedDict()
+        self._pages: BoundedCache[tuple[int, str], tuple[tuple[int, int], str]] = BoundedCache(
+            self.SIZE
+        )
 
     def page(self, target, content_type: str) -> str:
         key = (target.registry.id, content_type)
         version = store.index_version(target)
-        with self._lock:
-            cached = self._pages.get(key)
-            if cached is not None and cached[0] == version:
-                self._pages.move_to_end(key)
-                return cached[1]
+        cached = self._pages.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1]
         render = simple.index_json if simple.is_json(content_type) else simple.index_html
         body = render(store.project_names(target))
-        with self._lock:
-            self._pages[key] = (version, body)
-            self._pages.move_to_end(key)
-            while len(self._pages) > self.SIZE:
-                self._pages.popitem(last=False)
+        self._pages.put(key, (version, body))
         return body
 
 

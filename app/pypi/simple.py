@@ -9,8 +9,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from html import escape
+from pathlib import Path
 from urllib.parse import quote
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from werkzeug.datastructures import MIMEAccept
+from werkzeug.http import parse_accept_header
 
 from app.models import PythonFile
 
@@ -25,49 +29,15 @@ OFFERS = (TEXT_HTML, HTML_V1, HTML_LATEST, JSON_V1, JSON_LATEST)
 CONCRETE = {JSON_LATEST: JSON_V1, HTML_LATEST: HTML_V1}
 
 
-def _ranges(accept: str) -> list[tuple[str, float]]:
-    out = []
-    for item in accept.split(","):
-        media, *params = (p.strip() for p in item.split(";"))
-        if not media:
-            continue
-        q = 1.0
-        for param in params:
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    q = min(max(float(value.strip()), 0.0), 1.0)
-                except ValueError:
-                    q = 0.0
-        out.append((media.lower(), q))
-    return out
+def negotiate(accept: MIMEAccept | str | None) -> str:
+    """The content type to answer with. Nothing acceptable falls back to HTML, as PyPI does.
 
-
-def _quality(offer: str, ranges: list[tuple[str, float]]) -> float:
-    """RFC 9110: the most specific range that matches an offer gives its quality."""
-    kind = offer.split("/", 1)[0]
-    best, specificity = 0.0, -1
-    for media, q in ranges:
-        if media == offer:
-            rank = 2
-        elif media == f"{kind}/*":
-            rank = 1
-        elif media == "*/*":
-            rank = 0
-        else:
-            continue
-        if rank > specificity:
-            best, specificity = q, rank
-    return best
-
-
-def negotiate(accept: str | None) -> str:
-    """The content type to answer with. Nothing acceptable falls back to HTML, as PyPI does."""
-    ranges = _ranges(accept or "")
-    if not ranges:
-        return TEXT_HTML
-    scored = [(_quality(o, ranges), -i, o) for i, o in enumerate(OFFERS)]
-    q, _, offer = max(scored)
+    Each offer's quality is that of the most specific range matching it (RFC 9110); equal
+    qualities go to the server's order, whatever the ranges' specificity, so `*/*` next to a
+    JSON type still gets HTML (werkzeug's best_match would prefer the more specific range)."""
+    if not isinstance(accept, MIMEAccept):
+        accept = parse_accept_header(accept, MIMEAccept)
+    q, _, offer = max((accept.quality(o), -i, o) for i, o in enumerate(OFFERS))
     if q <= 0:
         return TEXT_HTML
     return CONCRETE.get(offer, offer)
@@ -117,17 +87,22 @@ def file_view(f: PythonFile, project: str) -> FileView:
     )
 
 
-_HEAD = (
-    "<!DOCTYPE html>\n<html>\n  <head>\n"
-    f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
-    "    <title>{title}</title>\n  </head>\n  <body>\n"
+# Autoescaped, and independent of any app: the root index is rendered once and cached.
+_PAGES = Environment(
+    loader=FileSystemLoader(Path(__file__).resolve().parent.parent / "templates" / "simple"),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+    undefined=StrictUndefined,
 )
-_TAIL = "  </body>\n</html>\n"
+_PAGES.filters["quote"] = quote
 
 
 def index_html(projects: list[str]) -> str:
-    links = "".join(f'    <a href="{escape(quote(p))}/">{escape(p)}</a><br>\n' for p in projects)
-    return _HEAD.format(title="Simple index") + links + _TAIL
+    return _PAGES.get_template("index.html").render(
+        api_version=API_VERSION, title="Simple index", projects=projects
+    )
 
 
 def index_json(projects: list[str]) -> str:
@@ -137,21 +112,9 @@ def index_json(projects: list[str]) -> str:
 
 
 def project_html(project: str, files: list[FileView]) -> str:
-    title = escape(f"Links for {project}")
-    rows = []
-    for f in files:
-        attrs = [f'href="{escape(f.url)}#sha256={f.sha256}"']
-        if f.requires_python:
-            attrs.append(f'data-requires-python="{escape(f.requires_python)}"')
-        if f.metadata_sha256:
-            # PEP 714 name, plus the PEP 658 one for older pip; both carry the same value.
-            value = f"sha256={f.metadata_sha256}"
-            attrs.append(f'data-dist-info-metadata="{value}"')
-            attrs.append(f'data-core-metadata="{value}"')
-        if f.yanked:
-            attrs.append(f'data-yanked="{escape(f.yanked_reason or "")}"')
-        rows.append(f"    <a {' '.join(attrs)}>{escape(f.filename)}</a><br>\n")
-    return _HEAD.format(title=title) + f"    <h1>{title}</h1>\n" + "".join(rows) + _TAIL
+    return _PAGES.get_template("project.html").render(
+        api_version=API_VERSION, title=f"Links for {project}", files=files
+    )
 
 
 def project_json(project: str, versions: list[str], files: list[FileView]) -> str:

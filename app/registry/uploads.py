@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import timedelta
 
 from sqlalchemy import select
 
 from app.access import Principal
+from app.caching import BoundedCache
 from app.models import Repository, Upload, db
 from app.models.base import utcnow
 from app.registry import blobs, digests
@@ -26,27 +25,20 @@ class _HashCache:
     """
 
     def __init__(self, limit: int = 512):
-        self._items: OrderedDict[str, tuple[int, object]] = OrderedDict()
-        self._lock = threading.Lock()
-        self._limit = limit
+        self._items: BoundedCache[str, tuple[int, object]] = BoundedCache(limit)
 
     def take(self, upload_id: str, offset: int):
-        with self._lock:
-            item = self._items.pop(upload_id, None)
+        item = self._items.pop(upload_id)
         if item is None:
             return digests.hasher() if offset == 0 else None
         size, h = item
         return h if size == offset else None
 
     def keep(self, upload_id: str, offset: int, h) -> None:
-        with self._lock:
-            self._items[upload_id] = (offset, h)
-            while len(self._items) > self._limit:
-                self._items.popitem(last=False)
+        self._items.put(upload_id, (offset, h))
 
     def drop(self, upload_id: str) -> None:
-        with self._lock:
-            self._items.pop(upload_id, None)
+        self._items.pop(upload_id)
 
 
 _hashes = _HashCache()

@@ -38,6 +38,13 @@ JSON, HTML, TEXT = simple.JSON_V1, simple.HTML_V1, simple.TEXT_HTML
         ("*/*;q=0.1, application/vnd.pypi.simple.latest+html", HTML),
         (f"application/*;q=0.9, {JSON};q=0.2", HTML),
         ("image/png", TEXT),
+        # Equal qualities go to the server's order, however specific the client's ranges.
+        (f"*/*, {JSON}", TEXT),
+        (f"{JSON}, application/*", HTML),
+        # An invalid q drops the range (RFC 9110); parameters must match exactly.
+        (f"{JSON};q=1.5, text/html;q=0.1", TEXT),
+        (f"{JSON};level=1", TEXT),
+        (f"{JSON}, {JSON};q=0.5", JSON),
     ],
 )
 def test_negotiation(accept, expected):
@@ -303,8 +310,9 @@ def test_html_escapes_everything_it_echoes():
         size=1,
         uploaded_at=datetime(2026, 1, 2, 3, 4, 5, 6),
     )
-    page = simple.project_html("p", [view])
-    assert 'data-yanked="&lt;script&gt;&quot;x&quot;&lt;/script&gt;"' in page
-    assert 'data-requires-python="&gt;=3.8,&lt;4&quot;"' in page
-    assert "<script>" not in page
+    page = simple.project_html("p<b>", [view])
+    assert 'data-yanked="&lt;script&gt;&#34;x&#34;&lt;/script&gt;"' in page
+    assert 'data-requires-python="&gt;=3.8,&lt;4&#34;"' in page
+    assert "<script>" not in page and "<b>" not in page
+    assert "<b>" not in simple.index_html(["<b>"])
     assert simple.upload_time(view.uploaded_at) == "2026-01-02T03:04:05.000006Z"

@@ -1,0 +1,12 @@
+"""`flask` commands for an administrator, one module per area."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from app.cli import accounts, bootstrap, tenants, uploads
+
+
+def register(app: Flask) -> None:
+    for command in (*bootstrap.COMMANDS, *accounts.COMMANDS, *tenants.COMMANDS, *uploads.COMMANDS):
+        app.cli.add_command(command)

@@ -1,0 +1,25 @@
+"""`flask uploads sweep`: abort upload sessions clients abandoned (run it from cron)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from app.registry.uploads import sweep_abandoned
+
+uploads_group = AppGroup("uploads", help="Maintain upload sessions.")
+
+
+@uploads_group.command("sweep")
+@click.option("--older-than-hours", type=float, default=24.0, show_default=True)
+def uploads_sweep(older_than_hours: float) -> None:
+    """Abort upload sessions opened longer ago than this (run it from cron)."""
+    store = current_app.extensions["cargohold.store"]
+    count = sweep_abandoned(store, timedelta(hours=older_than_hours))
+    click.echo(f"aborted {count} abandoned upload(s)")
+
+
+COMMANDS = (uploads_group,)
