@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import secrets
+import sys
+from pathlib import Path
 
 import click
 from flask import current_app
@@ -10,7 +11,18 @@ from flask.cli import with_appcontext
 from flask_migrate import upgrade
 
 from app.access import tenancy
+from app.access.passwords import generate_password
 from app.access.policy import find_registry
+from app.filemodes import write_private
+
+
+def _announce_password(username: str, password: str, path: Path) -> None:
+    # Output that is not a terminal usually ends up in a log (journald, docker logs, CI), where
+    # a password does not belong: point at the private file instead.
+    if sys.stdout.isatty():
+        click.echo(f"Generated password for {username}: {password} (kept in {path})")
+    else:
+        click.echo(f"Generated a password for {username}, readable only by this user in {path}")
 
 
 @click.command("bootstrap")
@@ -21,13 +33,12 @@ def bootstrap() -> None:
     settings = current_app.extensions["cargohold.settings"]
     user = tenancy.find_user(settings.admin_user)
     if user is None:
-        password = settings.admin_password or secrets.token_urlsafe(18)
+        password = settings.admin_password or generate_password()
         user = tenancy.create_user(settings.admin_user, password, site_admin=True)
         if not settings.admin_password:
             path = settings.data_dir / "admin-password"
-            path.write_text(password + "\n")
-            path.chmod(0o600)
-            click.echo(f"Generated password for {user.username}: {password} (kept in {path})")
+            write_private(path, password + "\n")
+            _announce_password(user.username, password, path)
     if tenancy.find_org(settings.bootstrap_org) is None:
         tenancy.create_org(settings.bootstrap_org, user)
     if find_registry(settings.bootstrap_org, settings.bootstrap_registry) is None:
