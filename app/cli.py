@@ -9,14 +9,15 @@ from flask import Flask, current_app
 from flask_migrate import upgrade
 
 from app.access import tenancy
+from app.errors import CoreError, NotFound
 
 
-def _fail_on_value_error(fn):
+def _fail_on_core_error(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (ValueError, LookupError) as exc:
-            raise click.ClickException(str(exc).strip("'\"")) from None
+        except CoreError as exc:
+            raise click.ClickException(exc.message) from None
 
     wrapper.__name__ = fn.__name__
     wrapper.__doc__ = fn.__doc__
@@ -57,7 +58,7 @@ def register(app: Flask) -> None:
     @click.argument("username")
     @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
     @click.option("--site-admin", is_flag=True)
-    @_fail_on_value_error
+    @_fail_on_core_error
     def user_create(username: str, password: str, site_admin: bool) -> None:
         tenancy.create_user(username, password, site_admin)
         click.echo(f"created user {username}")
@@ -69,11 +70,11 @@ def register(app: Flask) -> None:
     @org_group.command("create")
     @click.argument("name")
     @click.option("--owner", required=True, help="username of the first admin")
-    @_fail_on_value_error
+    @_fail_on_core_error
     def org_create(name: str, owner: str) -> None:
         user = tenancy.find_user(owner)
         if user is None:
-            raise ValueError(f"user {owner!r} does not exist")
+            raise NotFound(f"user {owner!r} does not exist")
         tenancy.create_org(name, user)
         click.echo(f"created organisation {name}, admin {owner}")
 
@@ -81,7 +82,7 @@ def register(app: Flask) -> None:
     @click.argument("org")
     @click.argument("username")
     @click.option("--role", type=click.Choice(["viewer", "writer", "admin"]), default="writer")
-    @_fail_on_value_error
+    @_fail_on_core_error
     def org_member(org: str, username: str, role: str) -> None:
         tenancy.change_member(org, username, role)
         click.echo(f"{username} is {role} of {org}")
@@ -94,7 +95,7 @@ def register(app: Flask) -> None:
     @click.argument("org")
     @click.argument("name")
     @click.option("--public", is_flag=True, help="anyone may pull, without logging in")
-    @_fail_on_value_error
+    @_fail_on_core_error
     def registry_create(org: str, name: str, public: bool) -> None:
         tenancy.create_registry(org, name, public)
         click.echo(f"created registry {org}/{name}{' (public)' if public else ''}")
@@ -104,7 +105,7 @@ def register(app: Flask) -> None:
     @click.argument("registry")
     @click.argument("username")
     @click.option("--role", type=click.Choice(["viewer", "writer", "admin"]), default="writer")
-    @_fail_on_value_error
+    @_fail_on_core_error
     def registry_grant(org: str, registry: str, username: str, role: str) -> None:
         """Give a user or robot a role on one registry."""
         tenancy.grant_registry(org, registry, username, role)
@@ -118,7 +119,7 @@ def register(app: Flask) -> None:
     @click.argument("org")
     @click.argument("name")
     @click.option("--description", default="")
-    @_fail_on_value_error
+    @_fail_on_core_error
     def robot_create(org: str, name: str, description: str) -> None:
         robot = tenancy.create_robot(org, name, description)
         click.echo(f"created robot {robot.username}")
@@ -133,7 +134,7 @@ def register(app: Flask) -> None:
     @click.option("--scope", type=click.Choice(["read", "read-write"]), default="read-write")
     @click.option("--registry", "registries", multiple=True, help="limit to org/registry")
     @click.option("--expires-days", type=int, default=None)
-    @_fail_on_value_error
+    @_fail_on_core_error
     def token_create(
         username: str, name: str, scope: str, registries: tuple[str, ...], expires_days: int | None
     ) -> None:
@@ -145,7 +146,7 @@ def register(app: Flask) -> None:
 
         user = tenancy.find_user(username)
         if user is None:
-            raise LookupError(f"user {username!r} does not exist")
+            raise NotFound(f"user {username!r} does not exist")
         expires = utcnow() + timedelta(days=expires_days) if expires_days else None
         _row, secret = access_tokens.create(
             user, name, scope, list(registries) or None, expires_at=expires

@@ -16,6 +16,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.access.policy import find_registry
+from app.errors import Invalid
 from app.models import AccessToken, User, db
 from app.models.base import utcnow
 
@@ -45,18 +46,18 @@ def create(
     """Return the row and the plaintext token, which is never stored or shown again."""
     name = (name or "").strip()
     if not name or len(name) > 64:
-        raise ValueError("a token needs a name of 1 to 64 characters")
+        raise Invalid("a token needs a name of 1 to 64 characters")
     if scope not in SCOPES:
-        raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
+        raise Invalid(f"scope must be one of {', '.join(SCOPES)}")
     if expires_at is not None and expires_at <= utcnow():
-        raise ValueError("expiry must be in the future")
+        raise Invalid("expiry must be in the future")
     if registries is not None:
         if not isinstance(registries, list) or not registries:
-            raise ValueError("registries must be a non-empty list of 'org/registry'")
+            raise Invalid("registries must be a non-empty list of 'org/registry'")
         for path in registries:
             org, _, reg = str(path).partition("/")
             if not reg or find_registry(org, reg) is None:
-                raise ValueError(f"registry {path!r} does not exist")
+                raise Invalid(f"registry {path!r} does not exist")
         registries = sorted(set(registries))
     public_id = secrets.token_hex(8)
     secret = f"{PREFIX}{public_id}_{secrets.token_urlsafe(32)}"

@@ -17,8 +17,8 @@ from sqlalchemy import select
 
 from app.access import Principal, access_tokens, oidc, throttle
 from app.access.policy import ANONYMOUS, principal_for
+from app.errors import TooManyRequests, Unauthenticated
 from app.models import User, db
-from app.registry.errors import RegistryError
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,8 @@ class Caller:
     principal: Principal
     # The token's access claim as {(type, name): actions}; None when no token bounds the caller.
     access: dict[tuple[str, str], frozenset[str]] | None
+    # Whether the request carried an Authorization header at all.
+    presented: bool = False
 
 
 def basic_credentials() -> tuple[str, str] | None:
@@ -36,9 +38,9 @@ def basic_credentials() -> tuple[str, str] | None:
     try:
         username, sep, password = base64.b64decode(value.strip()).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
-        raise unauthorized("malformed Basic credentials") from None
+        raise Unauthenticated("malformed Basic credentials") from None
     if not sep:
-        raise unauthorized("malformed Basic credentials")
+        raise Unauthenticated("malformed Basic credentials")
     return username, password
 
 
@@ -128,34 +130,17 @@ def login(username: str, password: str) -> Principal:
     address = request.remote_addr
     wait = throttle.retry_after(username, address)
     if wait is not None:
-        raise RegistryError(
-            "TOOMANYREQUESTS",
-            "too many failed logins; try again later",
-            headers={"Retry-After": str(wait)},
+        raise TooManyRequests(
+            "too many failed logins; try again later", headers={"Retry-After": str(wait)}
         )
     principal = _authenticate(username, password)
     if principal is None:
         throttle.failed(username, address)
-        raise unauthorized("invalid username or password")
+        # A commit point of its own: the count must outlive the request it refuses.
+        db.session.commit()
+        raise Unauthenticated("invalid username or password")
     throttle.succeeded(username)
     return principal
-
-
-def challenge(scope: str | None = None, error: str | None = None) -> str:
-    settings = current_app.extensions["cargohold.settings"]
-    base = settings.public_url or request.host_url.rstrip("/")
-    parts = [f'realm="{base}/auth/token"', f'service="{settings.service}"']
-    if scope:
-        parts.append(f'scope="{scope}"')
-    if error:
-        parts.append(f'error="{error}"')
-    return "Bearer " + ",".join(parts)
-
-
-def unauthorized(detail: str | None = None, scope: str | None = None, error: str | None = None):
-    return RegistryError(
-        "UNAUTHORIZED", detail, headers={"WWW-Authenticate": challenge(scope, error)}
-    )
 
 
 def current_caller() -> Caller:
@@ -169,15 +154,15 @@ def current_caller() -> Caller:
         try:
             principal, claims = issuer.verify(value.strip(), "access")
         except jwt.InvalidTokenError as exc:
-            raise unauthorized(f"invalid token: {exc}", error="invalid_token") from None
+            raise Unauthenticated(f"invalid token: {exc}", error="invalid_token") from None
         access: dict[tuple[str, str], frozenset[str]] = {}
         for entry in claims.get("access") or []:
             key = (entry.get("type", ""), entry.get("name", ""))
             access[key] = access.get(key, frozenset()) | frozenset(entry.get("actions") or [])
-        caller = Caller(principal, access)
+        caller = Caller(principal, access, presented=True)
     elif (creds := basic_credentials()) is not None:
-        caller = Caller(login(*creds), None)
+        caller = Caller(login(*creds), None, presented=True)
     else:
-        caller = Caller(ANONYMOUS, None)
+        caller = Caller(ANONYMOUS, None, presented=bool(header))
     g.caller = caller
     return caller

@@ -8,16 +8,16 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from app.access import allowed
-from app.auth.credentials import current_caller, unauthorized
+from app.auth.credentials import current_caller
+from app.digests import CHUNK
+from app.errors import CoreError, Unauthenticated
+from app.gate import dispatches, permits, requires
 from app.models import db
-from app.oci.guard import authorize, may
 from app.registry import blobs, catalog, manifest_store, repositories, uploads
-from app.registry.digests import CHUNK
 from app.registry.errors import RegistryError
 from app.registry.manifests import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX
 from app.registry.names import RepoName, parse_repository
-from app.web import drain_request_body, send_blob
+from app.web import distribution_error, send_blob
 
 bp = Blueprint("oci", __name__)
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
@@ -27,13 +27,9 @@ def _store():
     return current_app.extensions["cargohold.store"]
 
 
-@bp.errorhandler(RegistryError)
-def _registry_error(exc: RegistryError):
-    drain_request_body()
-    resp = jsonify(exc.body())
-    resp.status_code = exc.status
-    resp.headers.update({k: v for k, v in exc.headers.items() if v})
-    return resp
+@bp.errorhandler(CoreError)
+def _error(exc: CoreError):
+    return distribution_error(exc)
 
 
 @bp.after_request
@@ -76,25 +72,15 @@ def _paginate(path: str, fetch: Callable[[str | None, int | None], list[str]]):
 
 
 @bp.route("/v2/", methods=["GET", "HEAD"])
+@requires(None, "login")  # clients learn the token realm from its challenge, even to pull
 def base():
-    if request.headers.get("Authorization") is None:
-        # Clients learn the token realm from this challenge, even for anonymous pulls.
-        raise unauthorized("authentication required")
-    current_caller()  # refuses bad credentials
     return jsonify({})
 
 
 @bp.route("/v2/_catalog", methods=["GET", "HEAD"])
+@requires(None, "catalog")
 def catalog_list():
     caller = current_caller()
-    if request.headers.get("Authorization") is None:
-        raise unauthorized("authentication required", scope="registry:catalog:*")
-    if caller.access is not None and ("registry", "catalog") not in caller.access:
-        raise unauthorized(
-            "token does not grant the catalog",
-            scope="registry:catalog:*",
-            error="insufficient_scope",
-        )
     names, link = _paginate(
         "/v2/_catalog", lambda last, limit: catalog.visible_names(caller.principal, last, limit)
     )
@@ -116,8 +102,8 @@ def _accepts(stored: str) -> bool:
     return bool(wanted & {stored, *INDEX_TYPES, "*/*", "application/*"})
 
 
+@requires("pull", "repository")
 def get_manifest(name: RepoName, reference: str):
-    authorize("pull", name)
     repo = repositories.require(name)
     manifest = manifest_store.find(repo, reference)
     if not _accepts(manifest.media_type):
@@ -149,8 +135,8 @@ def _read_manifest_body() -> bytes:
     return body
 
 
+@requires("push", "repository")
 def put_manifest(name: RepoName, reference: str):
-    authorize("push", name)
     body = _read_manifest_body()
     repo = repositories.ensure(name)
     manifest, parsed = manifest_store.put(
@@ -172,8 +158,8 @@ def put_manifest(name: RepoName, reference: str):
     return resp
 
 
+@requires("delete", "repository")
 def delete_manifest(name: RepoName, reference: str):
-    authorize("delete", name)
     manifest_store.delete_reference(repositories.require(name), reference)
     return Response(status=202)
 
@@ -181,8 +167,8 @@ def delete_manifest(name: RepoName, reference: str):
 # ---- blobs ----------------------------------------------------------------------------------
 
 
+@requires("pull", "repository")
 def get_blob(name: RepoName, digest: str):
-    authorize("pull", name)
     blobs.check_digest(digest)
     repo = repositories.require(name)
     store = _store()
@@ -198,8 +184,8 @@ def get_blob(name: RepoName, digest: str):
     )
 
 
+@requires("delete", "repository")
 def delete_blob(name: RepoName, digest: str):
-    authorize("delete", name)
     blobs.check_digest(digest)
     if not blobs.unlink(repositories.require(name), digest):
         raise RegistryError("BLOB_UNKNOWN", f"blob {digest} is not in repository {name.full}")
@@ -237,26 +223,23 @@ def _try_mount(name: RepoName, repo, digest: str, source: str | None) -> bool:
         source_name = parse_repository(source)
     except RegistryError:
         return False
-    caller = current_caller()
-    if not allowed(caller.principal, "pull", source_name.org, source_name.registry):
-        return False
-    if not may(caller, "pull", source_name):
+    if not permits("pull", "repository", name=source_name):
+        if not permits("pull", "repository", by_role=True, name=source_name):
+            return False
         # Held by role but not in this token: ask the client for a token naming both.
-        raise unauthorized(
+        raise Unauthenticated(
             f"token does not grant pull on {source}",
             scope=f"repository:{name.full}:pull,push repository:{source}:pull",
             error="insufficient_scope",
         )
-    source_repo = repositories.find(source_name)
-    if source_repo is None or blobs.linked_size(source_repo, digest) is None:
-        return False
-    blobs.link(repo, digest)
+    mounted = blobs.mount(repo, digest, source_name)
     db.session.commit()
-    return True
+    return mounted
 
 
+@requires("push", "repository")
 def start_upload(name: RepoName):
-    caller = authorize("push", name)
+    caller = current_caller()
     repo = repositories.ensure(name)
     store = _store()
     if mount := request.args.get("mount"):
@@ -272,10 +255,9 @@ def start_upload(name: RepoName):
     return Response(status=202, headers=_upload_headers(name, upload.id, 0))
 
 
-def _session(name: RepoName, upload_id: str, action: str = "push"):
-    caller = authorize(action, name)
+def _session(name: RepoName, upload_id: str):
     repo = repositories.require(name)
-    return repo, uploads.find(_store(), repo, upload_id, caller.principal)
+    return repo, uploads.find(_store(), repo, upload_id, current_caller().principal)
 
 
 _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/\S+)?$")
@@ -301,6 +283,7 @@ def _append_body(upload) -> int:
     return uploads.append(_store(), upload, _body_chunks(), first, length or announced)
 
 
+@requires("push", "repository")
 def patch_upload(name: RepoName, upload_id: str):
     _, upload = _session(name, upload_id)
     try:
@@ -312,6 +295,7 @@ def patch_upload(name: RepoName, upload_id: str):
     return Response(status=202, headers=_upload_headers(name, upload.id, size))
 
 
+@requires("push", "repository")
 def put_upload(name: RepoName, upload_id: str):
     repo, upload = _session(name, upload_id)
     digest = request.args.get("digest")
@@ -324,12 +308,14 @@ def put_upload(name: RepoName, upload_id: str):
     return _created(name, digest)
 
 
+@requires("push", "repository")
 def upload_status(name: RepoName, upload_id: str):
     _, upload = _session(name, upload_id)
     size = uploads.size_of(_store(), upload)
     return Response(status=204, headers=_upload_headers(name, upload.id, size))
 
 
+@requires("push", "repository")
 def cancel_upload(name: RepoName, upload_id: str):
     _, upload = _session(name, upload_id)
     uploads.cancel(_store(), upload)
@@ -339,8 +325,8 @@ def cancel_upload(name: RepoName, upload_id: str):
 # ---- discovery ------------------------------------------------------------------------------
 
 
+@requires("pull", "repository")
 def list_tags(name: RepoName):
-    authorize("pull", name)
     repo = repositories.require(name)
     tags, link = _paginate(
         f"/v2/{name.full}/tags/list",
@@ -352,8 +338,8 @@ def list_tags(name: RepoName):
     return resp
 
 
+@requires("pull", "repository")
 def list_referrers(name: RepoName, digest: str):
-    authorize("pull", name)
     blobs.check_digest(digest)
     artifact_type = request.args.get("artifactType") or None
     repo = repositories.find(name)
@@ -369,28 +355,31 @@ def list_referrers(name: RepoName, digest: str):
 
 Handler = Callable[..., Response]
 # Longest suffix first: a repository may itself contain a component named "blobs".
-ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
-    (
-        re.compile(r"^(?P<name>.+)/manifests/(?P<reference>[^/]+)$"),
-        {"GET": get_manifest, "PUT": put_manifest, "DELETE": delete_manifest},
-    ),
-    (re.compile(r"^(?P<name>.+)/blobs/uploads/?$"), {"POST": start_upload}),
-    (
-        re.compile(r"^(?P<name>.+)/blobs/uploads/(?P<upload_id>[^/]+)$"),
-        {"GET": upload_status, "PATCH": patch_upload, "PUT": put_upload, "DELETE": cancel_upload},
-    ),
-    (
-        re.compile(r"^(?P<name>.+)/blobs/(?P<digest>[^/]+)$"),
-        {"GET": get_blob, "DELETE": delete_blob},
-    ),
-    (re.compile(r"^(?P<name>.+)/tags/list$"), {"GET": list_tags}),
-    (re.compile(r"^(?P<name>.+)/referrers/(?P<digest>[^/]+)$"), {"GET": list_referrers}),
+ROUTES: list[tuple[str, str, Handler]] = [
+    ("GET", r"^(?P<name>.+)/manifests/(?P<reference>[^/]+)$", get_manifest),
+    ("PUT", r"^(?P<name>.+)/manifests/(?P<reference>[^/]+)$", put_manifest),
+    ("DELETE", r"^(?P<name>.+)/manifests/(?P<reference>[^/]+)$", delete_manifest),
+    ("POST", r"^(?P<name>.+)/blobs/uploads/?$", start_upload),
+    ("GET", r"^(?P<name>.+)/blobs/uploads/(?P<upload_id>[^/]+)$", upload_status),
+    ("PATCH", r"^(?P<name>.+)/blobs/uploads/(?P<upload_id>[^/]+)$", patch_upload),
+    ("PUT", r"^(?P<name>.+)/blobs/uploads/(?P<upload_id>[^/]+)$", put_upload),
+    ("DELETE", r"^(?P<name>.+)/blobs/uploads/(?P<upload_id>[^/]+)$", cancel_upload),
+    ("GET", r"^(?P<name>.+)/blobs/(?P<digest>[^/]+)$", get_blob),
+    ("DELETE", r"^(?P<name>.+)/blobs/(?P<digest>[^/]+)$", delete_blob),
+    ("GET", r"^(?P<name>.+)/tags/list$", list_tags),
+    ("GET", r"^(?P<name>.+)/referrers/(?P<digest>[^/]+)$", list_referrers),
 ]
+_TABLE: list[tuple[re.Pattern[str], dict[str, Handler]]] = []
+for _method, _pattern, _handler in ROUTES:
+    if not _TABLE or _TABLE[-1][0].pattern != _pattern:
+        _TABLE.append((re.compile(_pattern), {}))
+    _TABLE[-1][1][_method] = _handler
 
 
 @bp.route("/v2/<path:rest>", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
+@dispatches(ROUTES)
 def dispatch(rest: str):
-    for pattern, handlers in ROUTES:
+    for pattern, handlers in _TABLE:
         m = pattern.match(rest)
         if not m:
             continue
@@ -400,5 +389,6 @@ def dispatch(rest: str):
             raise RegistryError("UNSUPPORTED", f"{request.method} is not supported here")
         params = m.groupdict()
         params["name"] = parse_repository(params["name"])
+        # Each handler is guarded by its declared requirement, checked before its body runs.
         return handler(**params)
     raise RegistryError("NAME_UNKNOWN", f"no OCI endpoint at /v2/{rest}", status=404)

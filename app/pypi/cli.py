@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from app.access.policy import find_registry
+from app.errors import CoreError
 from app.pypi import store
-from app.pypi.errors import PyPIError
 from app.pypi.store import Target
 
 
@@ -46,7 +46,7 @@ def yank(where: str, project: str, version, filename, reason) -> None:
     try:
         which = _which(version, filename)
         files = store.set_yanked(_target(where), project, reason=reason, **which)
-    except PyPIError as exc:
+    except CoreError as exc:
         raise click.ClickException(exc.message) from None
     _report("yanked", files)
 
@@ -60,7 +60,7 @@ def unyank(where: str, project: str, version, filename) -> None:
     """Undo a yank."""
     try:
         files = store.set_yanked(_target(where), project, yanked=False, **_which(version, filename))
-    except PyPIError as exc:
+    except CoreError as exc:
         raise click.ClickException(exc.message) from None
     _report("unyanked", files)
 
@@ -81,7 +81,7 @@ def delete(where: str, project: str, version, filename, yes: bool) -> None:
         )
     try:
         files = store.delete(_target(where), project, **which)
-    except PyPIError as exc:
+    except CoreError as exc:
         raise click.ClickException(exc.message) from None
     _report("deleted", files)
 

@@ -26,6 +26,7 @@ from packaging.version import InvalidVersion, Version
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from app import digests
 from app.models import Manifest, PythonFile, PythonProject, Registry, db
 from app.models.base import utcnow
 from app.models.upsert import insert_ignore
@@ -34,7 +35,7 @@ from app.pypi.distributions import SDIST, WHEEL, CoreMetadata, DistFilename
 from app.pypi.errors import PyPIError, bad_request, not_found
 from app.pypi.form import UploadForm
 from app.pypi.names import NAMESPACE, is_valid, normalize, repository
-from app.registry import blobs, digests, manifest_store, repositories
+from app.registry import blobs, manifest_store, repositories
 from app.registry.errors import RegistryError
 from app.registry.manifests import OCI_MANIFEST
 from app.registry.names import TAG, RepoName, parse_repository

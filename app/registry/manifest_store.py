@@ -6,11 +6,12 @@ from collections.abc import Iterable
 
 from sqlalchemy import delete, select
 
+from app import digests
 from app.models import Manifest, Repository, Tag, db
 from app.models.base import utcnow
 from app.models.ordering import bytewise
 from app.models.upsert import insert_ignore, upsert
-from app.registry import blobs, digests, manifests
+from app.registry import blobs, manifests
 from app.registry.errors import RegistryError
 from app.registry.names import check_tag
 from app.storage import BlobStore

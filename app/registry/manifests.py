@@ -6,7 +6,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from app.registry import digests
+from app import digests
 from app.registry.errors import RegistryError
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -10,10 +10,11 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from app import digests
 from app.access import Principal
 from app.models import Repository, Upload, db
 from app.models.base import utcnow
-from app.registry import blobs, digests
+from app.registry import blobs
 from app.registry.errors import RegistryError
 from app.storage import BlobStore
 
