@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.cli import register as register_cli
     from app.oci.routes import bp as oci_bp
     from app.pypi.routes import bp as pypi_bp
+    from app.web import unit_of_work_per_request
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(api_bp)
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_cli(app)
     _register_outage_handlers(app)
     gate.verify(app)
+    unit_of_work_per_request(app)
     return app
 
 

@@ -10,12 +10,16 @@ from flask_migrate import upgrade
 
 from app.access import tenancy
 from app.errors import CoreError, NotFound
+from app.models.transaction import unit_of_work
 
 
-def _fail_on_core_error(fn):
+def _command(fn):
+    """One unit of work per command; a refusal is the command's error message."""
+
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with unit_of_work():
+                return fn(*args, **kwargs)
         except CoreError as exc:
             raise click.ClickException(exc.message) from None
 
@@ -29,7 +33,10 @@ def register(app: Flask) -> None:
     def bootstrap() -> None:
         """Apply migrations; create the admin, first organisation and registry if missing."""
         upgrade()
-        settings = current_app.extensions["cargohold.settings"]
+        with unit_of_work():
+            _bootstrap(current_app.extensions["cargohold.settings"])
+
+    def _bootstrap(settings) -> None:
         user = tenancy.find_user(settings.admin_user)
         if user is None:
             password = settings.admin_password or secrets.token_urlsafe(18)
@@ -58,7 +65,7 @@ def register(app: Flask) -> None:
     @click.argument("username")
     @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
     @click.option("--site-admin", is_flag=True)
-    @_fail_on_core_error
+    @_command
     def user_create(username: str, password: str, site_admin: bool) -> None:
         tenancy.create_user(username, password, site_admin)
         click.echo(f"created user {username}")
@@ -70,7 +77,7 @@ def register(app: Flask) -> None:
     @org_group.command("create")
     @click.argument("name")
     @click.option("--owner", required=True, help="username of the first admin")
-    @_fail_on_core_error
+    @_command
     def org_create(name: str, owner: str) -> None:
         user = tenancy.find_user(owner)
         if user is None:
@@ -82,7 +89,7 @@ def register(app: Flask) -> None:
     @click.argument("org")
     @click.argument("username")
     @click.option("--role", type=click.Choice(["viewer", "writer", "admin"]), default="writer")
-    @_fail_on_core_error
+    @_command
     def org_member(org: str, username: str, role: str) -> None:
         tenancy.change_member(org, username, role)
         click.echo(f"{username} is {role} of {org}")
@@ -95,7 +102,7 @@ def register(app: Flask) -> None:
     @click.argument("org")
     @click.argument("name")
     @click.option("--public", is_flag=True, help="anyone may pull, without logging in")
-    @_fail_on_core_error
+    @_command
     def registry_create(org: str, name: str, public: bool) -> None:
         tenancy.create_registry(org, name, public)
         click.echo(f"created registry {org}/{name}{' (public)' if public else ''}")
@@ -105,7 +112,7 @@ def register(app: Flask) -> None:
     @click.argument("registry")
     @click.argument("username")
     @click.option("--role", type=click.Choice(["viewer", "writer", "admin"]), default="writer")
-    @_fail_on_core_error
+    @_command
     def registry_grant(org: str, registry: str, username: str, role: str) -> None:
         """Give a user or robot a role on one registry."""
         tenancy.grant_registry(org, registry, username, role)
@@ -119,7 +126,7 @@ def register(app: Flask) -> None:
     @click.argument("org")
     @click.argument("name")
     @click.option("--description", default="")
-    @_fail_on_core_error
+    @_command
     def robot_create(org: str, name: str, description: str) -> None:
         robot = tenancy.create_robot(org, name, description)
         click.echo(f"created robot {robot.username}")
@@ -134,7 +141,7 @@ def register(app: Flask) -> None:
     @click.option("--scope", type=click.Choice(["read", "read-write"]), default="read-write")
     @click.option("--registry", "registries", multiple=True, help="limit to org/registry")
     @click.option("--expires-days", type=int, default=None)
-    @_fail_on_core_error
+    @_command
     def token_create(
         username: str, name: str, scope: str, registries: tuple[str, ...], expires_days: int | None
     ) -> None:
@@ -166,5 +173,6 @@ def register(app: Flask) -> None:
         from app.registry.uploads import sweep_abandoned
 
         store = current_app.extensions["cargohold.store"]
-        count = sweep_abandoned(store, timedelta(hours=older_than_hours))
+        with unit_of_work():
+            count = sweep_abandoned(store, timedelta(hours=older_than_hours))
         click.echo(f"aborted {count} abandoned upload(s)")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 
-from flask import Response, current_app, jsonify, request, send_file
+from flask import Flask, Response, current_app, jsonify, request, send_file
 
 from app.digests import CHUNK
 from app.errors import (
@@ -18,6 +19,7 @@ from app.errors import (
     Unauthenticated,
     Unavailable,
 )
+from app.models import db
 from app.registry.errors import MESSAGES, RegistryError
 from app.storage import BlobStore
 
@@ -103,6 +105,34 @@ def send_blob(
                 yield data
 
     return Response(chunks(), status=status, headers=headers)
+
+
+# ---- the unit of work -----------------------------------------------------------------------
+
+
+def unit_of_work_per_request(app: Flask) -> None:
+    """Every view is one transaction: committed when the view returns its response (before a
+    streamed body is sent, so nothing is held open while a client reads), rolled back when it
+    raises, whatever the error. A commit that fails is an error of the view, so the blueprint's
+    mapper answers it (an outage is a 503). Handlers commit early only where a record must
+    outlive the refusal that follows (failed-login counts, an upload cancelled on a digest
+    mismatch): those places say so."""
+    for endpoint, view in list(app.view_functions.items()):
+        app.view_functions[endpoint] = _transactional(view)
+
+
+def _transactional(view):
+    @functools.wraps(view)
+    def run(*args, **kwargs):
+        try:
+            response = view(*args, **kwargs)
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
+        return response
+
+    return run
 
 
 # ---- errors in the registry protocols' format (OCI distribution and the token service) -------

@@ -71,7 +71,7 @@ def create(
         expires_at=expires_at,
     )
     db.session.add(row)
-    db.session.commit()
+    db.session.flush()
     return row, secret
 
 
@@ -96,14 +96,13 @@ def verify(secret: str) -> AccessToken | None:
     now = utcnow()
     if row.last_used_at is None or now - row.last_used_at > _TOUCH_EVERY:
         row.last_used_at = now
-        db.session.commit()
     return row
 
 
 def revoke(row: AccessToken) -> None:
     if row.revoked_at is None:
         row.revoked_at = utcnow()
-        db.session.commit()
+        db.session.flush()
 
 
 def of_user(user: User) -> list[AccessToken]:

@@ -39,7 +39,7 @@ def create_user(username: str, password: str, site_admin: bool = False) -> User:
     user = User(username=username, is_site_admin=site_admin)
     LocalIdentity().set_password(user, password)
     db.session.add(user)
-    db.session.commit()
+    db.session.flush()
     return user
 
 
@@ -51,7 +51,7 @@ def create_org(name: str, owner: User) -> Organisation:
     db.session.add(org)
     db.session.flush()
     db.session.add(Membership(organisation_id=org.id, user_id=owner.id, role="admin"))
-    db.session.commit()
+    db.session.flush()
     return org
 
 
@@ -64,7 +64,7 @@ def create_registry(org_name: str, name: str, public: bool = False) -> Registry:
         raise Invalid(f"registry {org_name}/{name} already exists")
     registry = Registry(organisation_id=org.id, name=name, public=public)
     db.session.add(registry)
-    db.session.commit()
+    db.session.flush()
     return registry
 
 
@@ -86,7 +86,7 @@ def _set_role(model, role: str, **keys):
         row = model(**keys, role=role)
         db.session.add(row)
     row.role = role
-    db.session.commit()
+    db.session.flush()
     return row
 
 
@@ -152,7 +152,7 @@ def remove_member(org_name: str, username: str) -> None:
     if membership.role == "admin" and _admins(org) == 1:
         raise Invalid("an organisation must keep at least one admin")
     db.session.delete(membership)
-    db.session.commit()
+    db.session.flush()
 
 
 def set_registry_public(org_name: str, name: str, public: bool) -> Registry:
@@ -160,7 +160,7 @@ def set_registry_public(org_name: str, name: str, public: bool) -> Registry:
     if registry is None:
         raise NotFound(f"registry {org_name}/{name} does not exist")
     registry.public = public
-    db.session.commit()
+    db.session.flush()
     return registry
 
 
@@ -179,7 +179,7 @@ def create_robot(org_name: str, name: str, description: str | None = None) -> Us
         raise Invalid(f"robot {username!r} already exists")
     robot = User(username=username, robot_org_id=org.id, description=(description or "")[:255])
     db.session.add(robot)
-    db.session.commit()
+    db.session.flush()
     return robot
 
 
@@ -211,7 +211,7 @@ def delete_robot(org_name: str, name: str) -> None:
     db.session.execute(delete(TrustPolicy).where(TrustPolicy.robot_id == robot.id))
     # The row stays (tokens and audit point at it); a robot without grants can do nothing.
     robot.username = f"{robot.username}~deleted~{robot.id}"[:64]
-    db.session.commit()
+    db.session.flush()
 
 
 # ---- registry grants -------------------------------------------------------------------------
@@ -242,7 +242,7 @@ def revoke_registry(org_name: str, registry_name: str, username: str) -> None:
     )
     if not done.rowcount:
         raise NotFound("no such grant")
-    db.session.commit()
+    db.session.flush()
 
 
 def registry_grants(org_name: str, registry_name: str) -> list[tuple[User, str]]:
@@ -285,7 +285,7 @@ def add_trust_policy(
         claims=claims,
     )
     db.session.add(policy)
-    db.session.commit()
+    db.session.flush()
     return policy
 
 
@@ -306,7 +306,7 @@ def delete_trust_policy(org_name: str, policy_id: int) -> None:
     if policy is None or policy.organisation_id != org.id:
         raise NotFound(f"trust policy {policy_id} does not exist")
     db.session.delete(policy)
-    db.session.commit()
+    db.session.flush()
 
 
 # ---- invitations -----------------------------------------------------------------------------
@@ -333,7 +333,7 @@ def invite(org_name: str, invitee: str, role: str, inviter: User, days: int = IN
         expires_at=utcnow() + timedelta(days=days),
     )
     db.session.add(invitation)
-    db.session.commit()
+    db.session.flush()
     return invitation
 
 
@@ -371,7 +371,7 @@ def answer(invitation_id: int, user: User, accept: bool) -> Invitation:
         # Accepting never lowers a role the invitee already has.
         if current is None or ROLES.index(current.role) < ROLES.index(invitation.role):
             set_member(org.name, user.username, invitation.role)
-    db.session.commit()
+    db.session.flush()
     return invitation
 
 
@@ -383,4 +383,4 @@ def cancel_invitation(org_name: str, invitation_id: int) -> None:
     if invitation.state == "pending":
         invitation.state = "cancelled"
         invitation.answered_at = utcnow()
-        db.session.commit()
+        db.session.flush()

@@ -58,11 +58,6 @@ def failed(username: str, address: str | None) -> None:
             row.failures, row.window_start = 1, now
         else:
             row.failures += 1
-    try:
-        db.session.commit()
-    except Exception:
-        # Two replicas inserting the same key at once: one count is lost, nothing else.
-        db.session.rollback()
 
 
 def succeeded(username: str) -> None:
@@ -70,4 +65,3 @@ def succeeded(username: str) -> None:
     key = f"user:{username.lower()[:250]}"
     if db.session.get(LoginThrottle, key) is not None:
         db.session.execute(delete(LoginThrottle).where(LoginThrottle.key == key))
-        db.session.commit()

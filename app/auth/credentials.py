@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import jwt
 from flask import current_app, g, request
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.access import Principal, access_tokens, oidc, throttle
 from app.access.policy import ANONYMOUS, principal_for
@@ -137,7 +138,11 @@ def login(username: str, password: str) -> Principal:
     if principal is None:
         throttle.failed(username, address)
         # A commit point of its own: the count must outlive the request it refuses.
-        db.session.commit()
+        try:
+            db.session.commit()
+        except SQLAlchemyError:
+            # Two replicas inserting the same key at once: one count is lost, nothing else.
+            db.session.rollback()
         raise Unauthenticated("invalid username or password")
     throttle.succeeded(username)
     return principal

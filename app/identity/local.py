@@ -28,7 +28,6 @@ class LocalIdentity:
             return None
         if _hasher.check_needs_rehash(user.password_hash):
             user.password_hash = _hasher.hash(password)
-            db.session.commit()
         return user
 
     def set_password(self, user: User, password: str) -> None:

@@ -232,9 +232,18 @@ def _try_mount(name: RepoName, repo, digest: str, source: str | None) -> bool:
             scope=f"repository:{name.full}:pull,push repository:{source}:pull",
             error="insufficient_scope",
         )
-    mounted = blobs.mount(repo, digest, source_name)
-    db.session.commit()
-    return mounted
+    return blobs.mount(repo, digest, source_name)
+
+
+def _finish(repo, upload, digest: str) -> None:
+    try:
+        uploads.finish(_store(), repo, upload, digest)
+    except RegistryError as exc:
+        if exc.code == "DIGEST_INVALID":
+            # A commit point: finish cancelled the session, whose bytes are gone from storage,
+            # and the refusal must not bring its row back.
+            db.session.commit()
+        raise
 
 
 @requires("push", "repository")
@@ -249,8 +258,11 @@ def start_upload(name: RepoName):
     upload = uploads.start(store, repo, caller.principal)
     if digest := request.args.get("digest"):
         blobs.check_digest(digest)
+        # A commit point: no write transaction (on SQLite, the database's one write lock) may
+        # stay open while a client streams a body at its own pace.
+        db.session.commit()
         uploads.append(store, upload, _body_chunks(), length=request.content_length)
-        uploads.finish(store, repo, upload, digest)
+        _finish(repo, upload, digest)
         return _created(name, digest)
     return Response(status=202, headers=_upload_headers(name, upload.id, 0))
 
@@ -304,7 +316,7 @@ def put_upload(name: RepoName, upload_id: str):
     blobs.check_digest(digest)
     if request.content_length or request.headers.get("Transfer-Encoding") == "chunked":
         _append_body(upload)
-    uploads.finish(_store(), repo, upload, digest)
+    _finish(repo, upload, digest)
     return _created(name, digest)
 
 

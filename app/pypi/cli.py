@@ -6,6 +6,7 @@ import click
 
 from app.access.policy import find_registry
 from app.errors import CoreError
+from app.models.transaction import unit_of_work
 from app.pypi import store
 from app.pypi.store import Target
 
@@ -45,7 +46,8 @@ def yank(where: str, project: str, version, filename, reason) -> None:
     """Yank (PEP 592): installers skip the files unless pinned with ==."""
     try:
         which = _which(version, filename)
-        files = store.set_yanked(_target(where), project, reason=reason, **which)
+        with unit_of_work():
+            files = store.set_yanked(_target(where), project, reason=reason, **which)
     except CoreError as exc:
         raise click.ClickException(exc.message) from None
     _report("yanked", files)
@@ -59,7 +61,10 @@ def yank(where: str, project: str, version, filename, reason) -> None:
 def unyank(where: str, project: str, version, filename) -> None:
     """Undo a yank."""
     try:
-        files = store.set_yanked(_target(where), project, yanked=False, **_which(version, filename))
+        with unit_of_work():
+            files = store.set_yanked(
+                _target(where), project, yanked=False, **_which(version, filename)
+            )
     except CoreError as exc:
         raise click.ClickException(exc.message) from None
     _report("unyanked", files)
@@ -80,7 +85,8 @@ def delete(where: str, project: str, version, filename, yes: bool) -> None:
             abort=True,
         )
     try:
-        files = store.delete(_target(where), project, **which)
+        with unit_of_work():
+            files = store.delete(_target(where), project, **which)
     except CoreError as exc:
         raise click.ClickException(exc.message) from None
     _report("deleted", files)

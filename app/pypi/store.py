@@ -360,12 +360,11 @@ def upload(
         uploaded_by=uploader,
         uploaded_at=now,
     )
-    db.session.add(row)
     try:
-        db.session.commit()
+        with db.session.begin_nested():
+            db.session.add(row)
     except IntegrityError:
         # A concurrent upload of the same filename won; judge ours against it.
-        db.session.rollback()
         existing = _existing(target, form)
         if existing is None:
             raise
@@ -492,7 +491,7 @@ def set_yanked(
         f.yanked = yanked
         f.yanked_reason = (reason or None) if yanked else None
     proj.updated_at = utcnow()
-    db.session.commit()
+    db.session.flush()
     return files
 
 
@@ -533,8 +532,8 @@ def delete(
     for f in files:
         f.deleted_at = now
     proj.updated_at = now
-    # Tombstones first: the index stops offering the files before their content goes away.
-    db.session.commit()
+    # Tombstones and the removal of manifests and links are one transaction.
+    db.session.flush()
     repo = repositories.find(target.repo_name(proj.name))
     if repo is not None:
         for f in files:

@@ -62,5 +62,4 @@ def unlink(repo: Repository, digest: str) -> bool:
     result = db.session.execute(
         delete(BlobLink).where(BlobLink.repository_id == repo.id, BlobLink.digest == digest)
     )
-    db.session.commit()
     return result.rowcount > 0

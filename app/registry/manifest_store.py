@@ -112,7 +112,6 @@ def put(
             manifest_id=manifest.id,
             updated_at=utcnow(),
         )
-    db.session.commit()
     return manifest, parsed
 
 
@@ -124,7 +123,7 @@ def delete_reference(repo: Repository, reference: str) -> None:
         db.session.delete(manifest)
     else:
         db.session.execute(delete(Tag).where(Tag.repository_id == repo.id, Tag.name == reference))
-    db.session.commit()
+    db.session.flush()
 
 
 def tag_names(repo: Repository, last: str | None, limit: int | None) -> list[str]:

@@ -62,7 +62,7 @@ def start(store: BlobStore, repo: Repository, principal: Principal) -> Upload:
     upload = Upload(id=uuid.uuid4().hex, repository_id=repo.id, principal=principal.key)
     store.upload_start(upload.id)
     db.session.add(upload)
-    db.session.commit()
+    db.session.flush()
     return upload
 
 
@@ -122,7 +122,7 @@ def append(
     if h is not None:
         _hashes.keep(upload.id, size, h)
     upload.updated_at = upload.updated_at  # the onupdate stamp refreshes on flush
-    db.session.commit()
+    db.session.flush()
     return size
 
 
@@ -155,7 +155,7 @@ def finish(store: BlobStore, repo: Repository, upload: Upload, digest: str) -> i
     blobs.record(digest, size)
     blobs.link(repo, digest)
     db.session.delete(upload)
-    db.session.commit()
+    db.session.flush()
     return size
 
 
@@ -163,7 +163,7 @@ def cancel(store: BlobStore, upload: Upload) -> None:
     store.upload_abort(upload.id)
     _hashes.drop(upload.id)
     db.session.delete(upload)
-    db.session.commit()
+    db.session.flush()
 
 
 def sweep_abandoned(store: BlobStore, older_than: timedelta) -> int:
