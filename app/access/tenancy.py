@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, select
 from app.access.policy import find_org, find_registry
 from app.access.slugs import check_slug
 from app.errors import Invalid, NotFound
-from app.identity.local import LocalIdentity
+from app.identity import provider
 from app.models import (
     AccessToken,
     Invitation,
@@ -37,7 +37,7 @@ def create_user(username: str, password: str, site_admin: bool = False) -> User:
     if find_user(username):
         raise Invalid(f"user {username!r} already exists")
     user = User(username=username, is_site_admin=site_admin)
-    LocalIdentity().set_password(user, password)
+    provider().set_password(user, password)
     db.session.add(user)
     db.session.flush()
     return user
