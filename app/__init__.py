@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         refresh_ttl=settings.refresh_ttl,
     )
 
+    from app import gate
     from app.api import openapi as _openapi  # noqa: F401 - registers /api/v1/openapi.json
     from app.api import routes as _api_routes  # noqa: F401 - registers the management routes
     from app.api.framework import bp as api_bp
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.cli import register as register_cli
     from app.oci.routes import bp as oci_bp
     from app.pypi.routes import bp as pypi_bp
+    from app.web import unit_of_work_per_request
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(api_bp)
@@ -72,27 +74,29 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(pypi_bp)
     register_cli(app)
     _register_outage_handlers(app)
+    gate.verify(app)
+    unit_of_work_per_request(app)
     return app
 
 
 def _register_outage_handlers(app: Flask) -> None:
-    """A storage or database outage is a 503 the client may retry, never a bare 500."""
-    from flask import jsonify
+    """A storage or database outage is a 503 the client may retry, never a bare 500: the
+    detail is logged, and the blueprint's error mapper answers a core Unavailable error."""
     from sqlalchemy.exc import OperationalError
 
-    from app.registry.errors import RegistryError
+    from app.errors import CoreError, Unavailable
     from app.storage import StorageUnavailable
-    from app.web import drain_request_body
+    from app.web import distribution_error
 
     def unavailable(exc: Exception):
         app.logger.warning("backend unavailable: %s", exc.__class__.__name__)
         db.session.rollback()
-        drain_request_body()
-        err = RegistryError("UNAVAILABLE", "a storage or database backend is unavailable")
-        resp = jsonify(err.body())
-        resp.status_code = 503
-        resp.headers["Retry-After"] = "5"
-        return resp
+        err = Unavailable(
+            "a storage or database backend is unavailable", headers={"Retry-After": "5"}
+        )
+        return app.handle_user_exception(err)
 
     app.register_error_handler(StorageUnavailable, unavailable)
     app.register_error_handler(OperationalError, unavailable)
+    # Outside every blueprint, errors take the registry protocols' format.
+    app.register_error_handler(CoreError, distribution_error)

@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 
-from flask import Response, current_app, request, send_file
+from flask import Flask, Response, current_app, jsonify, request, send_file
 
+from app.digests import CHUNK
+from app.errors import (
+    Conflict,
+    CoreError,
+    Denied,
+    Invalid,
+    NotFound,
+    TooLarge,
+    TooManyRequests,
+    Unauthenticated,
+    Unavailable,
+)
+from app.models import db
 from app.registry import limits
-from app.registry.digests import CHUNK
+from app.registry.errors import MESSAGES, RegistryError
 from app.storage import BlobStore
+
+# The one Basic challenge: the PyPI API, the management API and the console all answer it.
+BASIC_REALM = "Cargohold"
+BASIC_CHALLENGE = f'Basic realm="{BASIC_REALM}"'
 
 # How much of an unread request body an error answer still reads before replying.
 DRAIN_LIMIT = 64 * 1024 * 1024
@@ -108,3 +126,76 @@ def send_blob(
                 yield data
 
     return Response(chunks(), status=status, headers=headers)
+
+
+# ---- the unit of work -----------------------------------------------------------------------
+
+
+def unit_of_work_per_request(app: Flask) -> None:
+    """Every view is one transaction: committed when the view returns its response (before a
+    streamed body is sent, so nothing is held open while a client reads), rolled back when it
+    raises, whatever the error. A commit that fails is an error of the view, so the blueprint's
+    mapper answers it (an outage is a 503). Handlers commit early only where a record must
+    outlive the refusal that follows (failed-login counts, an upload cancelled on a digest
+    mismatch): those places say so."""
+    for endpoint, view in list(app.view_functions.items()):
+        app.view_functions[endpoint] = _transactional(view)
+
+
+def _transactional(view):
+    @functools.wraps(view)
+    def run(*args, **kwargs):
+        try:
+            response = view(*args, **kwargs)
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
+        return response
+
+    return run
+
+
+# ---- errors in the registry protocols' format (OCI distribution and the token service) -------
+
+# The distribution spec's code for each kind of core error.
+DISTRIBUTION_CODES: dict[type[CoreError], str] = {
+    Invalid: "UNSUPPORTED",
+    NotFound: "NAME_UNKNOWN",
+    Conflict: "UNSUPPORTED",
+    TooLarge: "SIZE_INVALID",
+    Unauthenticated: "UNAUTHORIZED",
+    Denied: "DENIED",
+    TooManyRequests: "TOOMANYREQUESTS",
+    Unavailable: "UNAVAILABLE",
+}
+
+
+def bearer_challenge(scope: str | None = None, error: str | None = None) -> str:
+    """Where to get a token, and (when known) the scope it must name."""
+    settings = current_app.extensions["cargohold.settings"]
+    base = settings.public_url or request.host_url.rstrip("/")
+    parts = [f'realm="{base}/auth/token"', f'service="{settings.service}"']
+    if scope:
+        parts.append(f'scope="{scope}"')
+    if error:
+        parts.append(f'error="{error}"')
+    return "Bearer " + ",".join(parts)
+
+
+def distribution_error(exc: CoreError) -> Response:
+    """A core error as the distribution spec's JSON error body, with a Bearer challenge on 401."""
+    drain_request_body()
+    if isinstance(exc, RegistryError):
+        body = exc.body()
+    else:
+        code = next(
+            (c for kind, c in DISTRIBUTION_CODES.items() if isinstance(exc, kind)), "UNSUPPORTED"
+        )
+        body = {"errors": [{"code": code, "message": MESSAGES[code], "detail": exc.message}]}
+    resp = jsonify(body)
+    resp.status_code = exc.status
+    resp.headers.update({k: v for k, v in exc.headers.items() if v})
+    if isinstance(exc, Unauthenticated):
+        resp.headers["WWW-Authenticate"] = bearer_challenge(exc.scope, exc.error)
+    return resp

@@ -20,6 +20,7 @@ import requests
 
 from app import create_app
 from app.config import Settings
+from app.gate import DeclaredRoute, declared_routes
 from tests.support.client import OCIClient
 from tests.support.server import make_server
 from tests.support.services import Backend
@@ -27,7 +28,8 @@ from tests.support.services import Backend
 # ---- what each route needs -------------------------------------------------------------------
 # "pull", "push", "delete": on the target registry; "org:read", "org:admin": on its
 # organisation; "account:read", "account:manage", "org:create": the caller's own account;
-# "public": anyone; "login": anyone who presents credentials (the /v2/ challenge endpoints).
+# "public": anyone; "login", "catalog": anyone who presents credentials (the /v2/ challenge
+# endpoints; the catalog lists only what the caller may pull).
 REQUIREMENTS: dict[str, str] = {
     # token service
     "GET auth.token_get": "public",
@@ -35,8 +37,8 @@ REQUIREMENTS: dict[str, str] = {
     # OCI distribution
     "GET oci.base": "login",
     "HEAD oci.base": "login",
-    "GET oci.catalog_list": "login",
-    "HEAD oci.catalog_list": "login",
+    "GET oci.catalog_list": "catalog",
+    "HEAD oci.catalog_list": "catalog",
     "GET oci:get_manifest": "pull",
     "HEAD oci:get_manifest": "pull",
     "PUT oci:put_manifest": "push",
@@ -168,37 +170,41 @@ ALLOWED: dict[str, dict[str, frozenset[str]]] = {
     },
 }
 ALLOWED["delete"] = ALLOWED["push"]
+ALLOWED["catalog"] = ALLOWED["login"]
 
 
-def route_inventory() -> dict[str, str]:
-    """Every (method, endpoint) the application serves, with its URL rule."""
+def declared() -> list[DeclaredRoute]:
+    """Every (method, endpoint) the application serves, from the gate's declarations."""
     app = create_app(Settings(data_dir=Path(tempfile.mkdtemp(prefix="cargohold-routes-"))))
-    found: dict[str, str] = {}
-    for rule in app.url_map.iter_rules():
-        if rule.endpoint in ("static", "oci.dispatch"):
-            continue
-        for method in sorted(rule.methods - {"OPTIONS"}):
-            if method == "HEAD" and not rule.endpoint.startswith("oci."):
-                continue  # Flask adds HEAD to every GET; only the OCI spec asks for it
-            found[f"{method} {rule.endpoint}"] = rule.rule
-    from app.oci.routes import ROUTES
-
-    for pattern, handlers in ROUTES:
-        for method, handler in handlers.items():
-            found[f"{method} oci:{handler.__name__}"] = pattern.pattern
-            if method == "GET":
-                found[f"HEAD oci:{handler.__name__}"] = pattern.pattern
-    return found
+    return list(declared_routes(app))
 
 
-INVENTORY = route_inventory()
+DECLARED = declared()
+INVENTORY = {f"{r.method} {r.endpoint}": r.rule for r in DECLARED}
+# HEAD is served wherever GET is, under the same requirement; the table lists it where a
+# protocol asks for it (OCI), and the other HEADs follow their GET.
+IMPLIED = {k for k in INVENTORY if k.startswith("HEAD ") and "GET" + k[4:] in REQUIREMENTS}
 
 
 def test_every_route_is_in_the_table():
-    missing = sorted(set(INVENTORY) - set(REQUIREMENTS))
+    missing = sorted(set(INVENTORY) - set(REQUIREMENTS) - IMPLIED)
     stale = sorted(set(REQUIREMENTS) - set(INVENTORY))
     assert not missing, f"routes without an authorization rule in the table: {missing}"
     assert not stale, f"table rows for routes that no longer exist: {stale}"
+
+
+def test_every_route_declares_what_the_table_expects():
+    """The requirement declared beside each route is the one the role table gives it."""
+    wrong = [
+        f"{r.method} {r.endpoint}: declares {r.requirement.label if r.requirement else None}, "
+        f"the table says {REQUIREMENTS[f'{r.method} {r.endpoint}']}"
+        for r in DECLARED
+        if f"{r.method} {r.endpoint}" in REQUIREMENTS
+        and (
+            r.requirement is None or r.requirement.label != REQUIREMENTS[f"{r.method} {r.endpoint}"]
+        )
+    ]
+    assert not wrong, "\n".join(wrong)
 
 
 # ---- a server of its own, so other tests' changes cannot move the outcomes --------------------

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from app.registry import digests, manifests
+from app import digests
+from app.registry import manifests
 from app.registry.errors import RegistryError
 from app.registry.names import check_tag, parse_repository
 

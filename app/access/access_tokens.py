@@ -16,6 +16,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.access.policy import find_registry
+from app.errors import Invalid
 from app.models import AccessToken, User, db
 from app.models.base import utcnow
 
@@ -53,18 +54,18 @@ def create(
     """Return the row and the plaintext token, which is never stored or shown again."""
     name = (name or "").strip()
     if not name or len(name) > 64:
-        raise ValueError("a token needs a name of 1 to 64 characters")
+        raise Invalid("a token needs a name of 1 to 64 characters")
     if scope not in SCOPES:
-        raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
+        raise Invalid(f"scope must be one of {', '.join(SCOPES)}")
     if expires_at is not None and expires_at <= utcnow():
-        raise ValueError("expiry must be in the future")
+        raise Invalid("expiry must be in the future")
     if registries is not None:
         if not isinstance(registries, list) or not registries:
-            raise ValueError("registries must be a non-empty list of 'org/registry'")
+            raise Invalid("registries must be a non-empty list of 'org/registry'")
         for path in registries:
             org, _, reg = str(path).partition("/")
             if not reg or find_registry(org, reg) is None:
-                raise ValueError(f"registry {path!r} does not exist")
+                raise Invalid(f"registry {path!r} does not exist")
         registries = sorted(set(registries))
     public_id = secrets.token_hex(8)
     secret = f"{PREFIX}{public_id}_{secrets.token_urlsafe(32)}"
@@ -78,7 +79,7 @@ def create(
         expires_at=expires_at,
     )
     db.session.add(row)
-    db.session.commit()
+    db.session.flush()
     return row, secret
 
 
@@ -103,14 +104,13 @@ def verify(secret: str) -> AccessToken | None:
     now = utcnow()
     if row.last_used_at is None or now - row.last_used_at > _TOUCH_EVERY:
         row.last_used_at = now
-        db.session.commit()
     return row
 
 
 def revoke(row: AccessToken) -> None:
     if row.revoked_at is None:
         row.revoked_at = utcnow()
-        db.session.commit()
+        db.session.flush()
 
 
 def of_user(user: User) -> list[AccessToken]:

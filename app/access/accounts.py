@@ -12,10 +12,11 @@ from flask import current_app
 
 from app.access import access_tokens
 from app.access.policy import Principal
+from app.errors import Denied, Invalid
 from app.models import AccessToken, User, db
 
 
-class WrongPassword(ValueError):
+class WrongPassword(Invalid):
     """The current password given with a change is not the account's."""
 
 
@@ -25,10 +26,10 @@ def _identity():
 
 def _set(user: User, new_password: str) -> None:
     if user.is_robot:
-        raise ValueError("robots have no password; they use access tokens or trust policies")
+        raise Invalid("robots have no password; they use access tokens or trust policies")
     _identity().set_password(user, new_password)
     user.credential_epoch = (user.credential_epoch or 0) + 1
-    db.session.commit()
+    db.session.flush()
 
 
 def change_password(user: User, current_password: str, new_password: str) -> None:
@@ -43,7 +44,7 @@ def reset_password(user: User, new_password: str, by: User | None = None) -> Non
     """An administrator's reset, without the current password: `by` is the site admin doing it,
     None for the operator at the command line."""
     if by is not None and not by.is_site_admin:
-        raise PermissionError(f"{by.username} may not reset other users' passwords")
+        raise Denied(f"{by.username} may not reset other users' passwords")
     _set(user, new_password)
 
 

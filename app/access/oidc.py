@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 import jwt
 from sqlalchemy import select
 
+from app.errors import Invalid
 from app.models import TrustPolicy, User, db
 
 ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
@@ -40,7 +41,7 @@ def check_issuer_url(url: str) -> str:
     # Plain HTTP only on loopback, where a test or a sidecar issuer lives.
     if parsed.scheme == "http" and parsed.hostname in LOOPBACK:
         return url.rstrip("/")
-    raise ValueError("the issuer must be an https:// URL")
+    raise Invalid("the issuer must be an https:// URL")
 
 
 def _fetch_json(url: str) -> dict:
@@ -68,7 +69,7 @@ class JWKSCache:
             jwks_uri = discovery["jwks_uri"]
             check_issuer_url(jwks_uri)
             document = _fetch_json(jwks_uri)
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, Invalid) as exc:
             raise OIDCError(f"cannot read the issuer's keys: {exc}") from None
         keys: dict[str, jwt.PyJWK] = {}
         for jwk in document.get("keys", []):

@@ -1,4 +1,5 @@
-"""Creating tenants: users, organisations, registries, memberships. Errors are ValueErrors."""
+"""Creating tenants: users, organisations, registries, memberships. Core functions: they flush,
+the caller's unit of work commits; refusals are core errors."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from datetime import timedelta
 from sqlalchemy import delete, func, select
 
 from app.access.policy import find_org, find_registry
-from app.identity.local import LocalIdentity
+from app.access.slugs import check_slug
+from app.errors import Invalid, NotFound
+from app.identity import provider
 from app.models import (
     AccessToken,
     Invitation,
@@ -21,7 +24,6 @@ from app.models import (
 )
 from app.models.base import utcnow
 from app.models.tenancy import ROLES
-from app.registry.names import check_slug
 
 
 def find_user(username: str) -> User | None:
@@ -31,25 +33,25 @@ def find_user(username: str) -> User | None:
 def create_user(username: str, password: str, site_admin: bool = False) -> User:
     if not username or len(username) > 64 or ":" in username or "+" in username:
         # '+' is how robot names are told apart from people's.
-        raise ValueError("usernames are 1 to 64 characters and contain no ':' or '+'")
+        raise Invalid("usernames are 1 to 64 characters and contain no ':' or '+'")
     if find_user(username):
-        raise ValueError(f"user {username!r} already exists")
+        raise Invalid(f"user {username!r} already exists")
     user = User(username=username, is_site_admin=site_admin)
-    LocalIdentity().set_password(user, password)
+    provider().set_password(user, password)
     db.session.add(user)
-    db.session.commit()
+    db.session.flush()
     return user
 
 
 def create_org(name: str, owner: User) -> Organisation:
     check_slug("organisation", name)
     if find_org(name):
-        raise ValueError(f"organisation {name!r} already exists")
+        raise Invalid(f"organisation {name!r} already exists")
     org = Organisation(name=name)
     db.session.add(org)
     db.session.flush()
     db.session.add(Membership(organisation_id=org.id, user_id=owner.id, role="admin"))
-    db.session.commit()
+    db.session.flush()
     return org
 
 
@@ -57,23 +59,23 @@ def create_registry(org_name: str, name: str, public: bool = False) -> Registry:
     check_slug("registry", name)
     org = find_org(org_name)
     if org is None:
-        raise ValueError(f"organisation {org_name!r} does not exist")
+        raise Invalid(f"organisation {org_name!r} does not exist")
     if find_registry(org_name, name):
-        raise ValueError(f"registry {org_name}/{name} already exists")
+        raise Invalid(f"registry {org_name}/{name} already exists")
     registry = Registry(organisation_id=org.id, name=name, public=public)
     db.session.add(registry)
-    db.session.commit()
+    db.session.flush()
     return registry
 
 
 def set_member(org_name: str, username: str, role: str) -> Membership:
     if role not in ROLES:
-        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        raise Invalid(f"role must be one of {', '.join(ROLES)}")
     org, user = find_org(org_name), find_user(username)
     if org is None:
-        raise ValueError(f"organisation {org_name!r} does not exist")
+        raise Invalid(f"organisation {org_name!r} does not exist")
     if user is None:
-        raise ValueError(f"user {username!r} does not exist")
+        raise Invalid(f"user {username!r} does not exist")
     return _set_role(Membership, role, organisation_id=org.id, user_id=user.id)
 
 
@@ -84,7 +86,7 @@ def _set_role(model, role: str, **keys):
         row = model(**keys, role=role)
         db.session.add(row)
     row.role = role
-    db.session.commit()
+    db.session.flush()
     return row
 
 
@@ -99,13 +101,13 @@ def _membership(org: Organisation, user: User | None) -> Membership | None:
 def _require_org(org_name: str) -> Organisation:
     org = find_org(org_name)
     if org is None:
-        raise LookupError(f"organisation {org_name!r} does not exist")
+        raise NotFound(f"organisation {org_name!r} does not exist")
     return org
 
 
 def _check_role(role: str) -> str:
     if role not in ROLES:
-        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        raise Invalid(f"role must be one of {', '.join(ROLES)}")
     return role
 
 
@@ -134,10 +136,10 @@ def change_member(org_name: str, username: str, role: str) -> Membership:
     org = _require_org(org_name)
     user = find_user(username)
     if user is None or user.is_robot:
-        raise LookupError(f"user {username!r} does not exist")
+        raise NotFound(f"user {username!r} does not exist")
     current = _membership(org, user)
     if current is not None and current.role == "admin" and role != "admin" and _admins(org) == 1:
-        raise ValueError("an organisation must keep at least one admin")
+        raise Invalid("an organisation must keep at least one admin")
     return set_member(org_name, username, role)
 
 
@@ -146,19 +148,19 @@ def remove_member(org_name: str, username: str) -> None:
     user = find_user(username)
     membership = _membership(org, user)
     if membership is None:
-        raise LookupError(f"{username!r} is not a member of {org_name}")
+        raise NotFound(f"{username!r} is not a member of {org_name}")
     if membership.role == "admin" and _admins(org) == 1:
-        raise ValueError("an organisation must keep at least one admin")
+        raise Invalid("an organisation must keep at least one admin")
     db.session.delete(membership)
-    db.session.commit()
+    db.session.flush()
 
 
 def set_registry_public(org_name: str, name: str, public: bool) -> Registry:
     registry = find_registry(org_name, name)
     if registry is None:
-        raise LookupError(f"registry {org_name}/{name} does not exist")
+        raise NotFound(f"registry {org_name}/{name} does not exist")
     registry.public = public
-    db.session.commit()
+    db.session.flush()
     return registry
 
 
@@ -174,10 +176,10 @@ def create_robot(org_name: str, name: str, description: str | None = None) -> Us
     check_slug("robot", name)
     username = robot_name(org_name, name)
     if find_user(username):
-        raise ValueError(f"robot {username!r} already exists")
+        raise Invalid(f"robot {username!r} already exists")
     robot = User(username=username, robot_org_id=org.id, description=(description or "")[:255])
     db.session.add(robot)
-    db.session.commit()
+    db.session.flush()
     return robot
 
 
@@ -185,7 +187,7 @@ def find_robot(org_name: str, name: str) -> User:
     org = _require_org(org_name)
     robot = find_user(robot_name(org_name, name))
     if robot is None or robot.robot_org_id != org.id:
-        raise LookupError(f"robot {robot_name(org_name, name)!r} does not exist")
+        raise NotFound(f"robot {robot_name(org_name, name)!r} does not exist")
     return robot
 
 
@@ -209,7 +211,7 @@ def delete_robot(org_name: str, name: str) -> None:
     db.session.execute(delete(TrustPolicy).where(TrustPolicy.robot_id == robot.id))
     # The row stays (tokens and audit point at it); a robot without grants can do nothing.
     robot.username = f"{robot.username}~deleted~{robot.id}"[:64]
-    db.session.commit()
+    db.session.flush()
 
 
 # ---- registry grants -------------------------------------------------------------------------
@@ -219,12 +221,12 @@ def grant_registry(org_name: str, registry_name: str, username: str, role: str) 
     _check_role(role)
     registry = find_registry(org_name, registry_name)
     if registry is None:
-        raise LookupError(f"registry {org_name}/{registry_name} does not exist")
+        raise NotFound(f"registry {org_name}/{registry_name} does not exist")
     user = find_user(username)
     if user is None:
-        raise LookupError(f"user {username!r} does not exist")
+        raise NotFound(f"user {username!r} does not exist")
     if user.is_robot and user.robot_org_id != registry.organisation_id:
-        raise ValueError("a robot may only be granted roles in its own organisation")
+        raise Invalid("a robot may only be granted roles in its own organisation")
     return _set_role(RegistryGrant, role, registry_id=registry.id, user_id=user.id)
 
 
@@ -232,21 +234,21 @@ def revoke_registry(org_name: str, registry_name: str, username: str) -> None:
     registry = find_registry(org_name, registry_name)
     user = find_user(username)
     if registry is None or user is None:
-        raise LookupError("no such grant")
+        raise NotFound("no such grant")
     done = db.session.execute(
         delete(RegistryGrant).where(
             RegistryGrant.registry_id == registry.id, RegistryGrant.user_id == user.id
         )
     )
     if not done.rowcount:
-        raise LookupError("no such grant")
-    db.session.commit()
+        raise NotFound("no such grant")
+    db.session.flush()
 
 
 def registry_grants(org_name: str, registry_name: str) -> list[tuple[User, str]]:
     registry = find_registry(org_name, registry_name)
     if registry is None:
-        raise LookupError(f"registry {org_name}/{registry_name} does not exist")
+        raise NotFound(f"registry {org_name}/{registry_name} does not exist")
     rows = db.session.execute(
         select(User, RegistryGrant.role)
         .join(RegistryGrant, RegistryGrant.user_id == User.id)
@@ -268,12 +270,12 @@ def add_trust_policy(
     check_slug("trust policy", name)
     issuer = check_issuer_url(str(issuer or ""))
     if not audience or not isinstance(audience, str):
-        raise ValueError("a trust policy needs an audience")
+        raise Invalid("a trust policy needs an audience")
     if not isinstance(claims, dict) or not claims:
         # Without claim conditions any workflow of the issuer could act as the robot.
-        raise ValueError("a trust policy needs at least one required claim, e.g. repository")
+        raise Invalid("a trust policy needs at least one required claim, e.g. repository")
     if not all(isinstance(k, str) and isinstance(v, str) and v for k, v in claims.items()):
-        raise ValueError("claims map claim names to non-empty glob strings")
+        raise Invalid("claims map claim names to non-empty glob strings")
     policy = TrustPolicy(
         organisation_id=robot_user.robot_org_id,
         robot_id=robot_user.id,
@@ -283,7 +285,7 @@ def add_trust_policy(
         claims=claims,
     )
     db.session.add(policy)
-    db.session.commit()
+    db.session.flush()
     return policy
 
 
@@ -302,9 +304,9 @@ def delete_trust_policy(org_name: str, policy_id: int) -> None:
     org = _require_org(org_name)
     policy = db.session.get(TrustPolicy, policy_id)
     if policy is None or policy.organisation_id != org.id:
-        raise LookupError(f"trust policy {policy_id} does not exist")
+        raise NotFound(f"trust policy {policy_id} does not exist")
     db.session.delete(policy)
-    db.session.commit()
+    db.session.flush()
 
 
 # ---- invitations -----------------------------------------------------------------------------
@@ -317,12 +319,12 @@ def invite(org_name: str, invitee: str, role: str, inviter: User, days: int = IN
     org = _require_org(org_name)
     invitee = (invitee or "").strip()
     if not invitee or len(invitee) > 255:
-        raise ValueError("invite a username or an email address")
+        raise Invalid("invite a username or an email address")
     if not 1 <= days <= 90:
-        raise ValueError("invitations last 1 to 90 days")
+        raise Invalid("invitations last 1 to 90 days")
     existing = find_user(invitee)
     if existing is not None and existing.is_robot:
-        raise ValueError("robots are not invited; grant them registry roles")
+        raise Invalid("robots are not invited; grant them registry roles")
     invitation = Invitation(
         organisation_id=org.id,
         invitee=invitee.lower() if "@" in invitee else invitee,
@@ -331,7 +333,7 @@ def invite(org_name: str, invitee: str, role: str, inviter: User, days: int = IN
         expires_at=utcnow() + timedelta(days=days),
     )
     db.session.add(invitation)
-    db.session.commit()
+    db.session.flush()
     return invitation
 
 
@@ -360,7 +362,7 @@ def answer(invitation_id: int, user: User, accept: bool) -> Invitation:
     invitation = db.session.get(Invitation, invitation_id)
     if invitation is None or invitation not in invitations_for(user):
         # Someone else's, answered or expired: the same answer, so ids reveal nothing.
-        raise LookupError(f"invitation {invitation_id} does not exist or has expired")
+        raise NotFound(f"invitation {invitation_id} does not exist or has expired")
     invitation.state = "accepted" if accept else "declined"
     invitation.answered_at = utcnow()
     if accept:
@@ -369,7 +371,7 @@ def answer(invitation_id: int, user: User, accept: bool) -> Invitation:
         # Accepting never lowers a role the invitee already has.
         if current is None or ROLES.index(current.role) < ROLES.index(invitation.role):
             set_member(org.name, user.username, invitation.role)
-    db.session.commit()
+    db.session.flush()
     return invitation
 
 
@@ -377,8 +379,8 @@ def cancel_invitation(org_name: str, invitation_id: int) -> None:
     org = _require_org(org_name)
     invitation = db.session.get(Invitation, invitation_id)
     if invitation is None or invitation.organisation_id != org.id:
-        raise LookupError(f"invitation {invitation_id} does not exist")
+        raise NotFound(f"invitation {invitation_id} does not exist")
     if invitation.state == "pending":
         invitation.state = "cancelled"
         invitation.answered_at = utcnow()
-        db.session.commit()
+        db.session.flush()

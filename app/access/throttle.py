@@ -73,15 +73,9 @@ def failed(account: str | None, address: str | None) -> None:
             row.failures, row.window_start = 1, now
         else:
             row.failures += 1
-    try:
-        db.session.commit()
-    except Exception:
-        # Two replicas inserting the same key at once: one count is lost, nothing else.
-        db.session.rollback()
 
 
 def succeeded(account: str | None) -> None:
     """A correct login clears the account's count (a read, and a write only when needed)."""
     if account and db.session.get(LoginThrottle, account) is not None:
         db.session.execute(delete(LoginThrottle).where(LoginThrottle.key == account))
-        db.session.commit()

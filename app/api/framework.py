@@ -3,19 +3,15 @@ table drives authorization, the OpenAPI document and the authorization test."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flask import Blueprint, jsonify
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from app.access import SITE, OrgResource, RegistryResource, authorize
-from app.access.policy import ORG_READ
-from app.auth.credentials import current_caller
-from app.registry import limits
-from app.registry.errors import RegistryError
-from app.web import read_json_body, refuse_large_body
+from app.errors import CoreError
+from app.gate import requires
+from app.web import BASIC_CHALLENGE, read_json_body, refuse_large_body
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -26,7 +22,7 @@ class ApiRoute:
     rule: str
     endpoint: str
     action: str | None  # None: public (the handler checks what it needs itself)
-    resource: str  # "site", "org", "registry" or "public"
+    resource: str  # the gate's resource kind: "site", "org", "registry" or "public"
     summary: str
     body: dict = field(default_factory=dict)  # JSON fields: name -> (type, required)
 
@@ -34,11 +30,12 @@ class ApiRoute:
 ROUTES: list[ApiRoute] = []
 
 
-class ApiError(Exception):
+class ApiError(CoreError):
+    """A refusal particular to one management route, with its own code."""
+
     def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.headers = headers or {}
+        super().__init__(message, headers=headers)
+        self.status, self.code = status, code
 
 
 def error_response(status: int, code: str, message: str, headers: dict | None = None):
@@ -48,27 +45,13 @@ def error_response(status: int, code: str, message: str, headers: dict | None = 
     return resp
 
 
-@bp.errorhandler(ApiError)
-def _api_error(exc: ApiError):
-    return error_response(exc.status, exc.code, exc.message, exc.headers)
-
-
-@bp.errorhandler(RegistryError)
-def _registry_error(exc: RegistryError):
-    headers = dict(exc.headers)
-    if exc.code == "UNAUTHORIZED":
-        headers["WWW-Authenticate"] = 'Basic realm="Cargohold"'
-    return error_response(exc.status, exc.code, exc.detail or exc.code.lower(), headers)
-
-
-@bp.errorhandler(LookupError)
-def _not_found(exc: LookupError):
-    return error_response(404, "NOT_FOUND", str(exc).strip("'\""))
-
-
-@bp.errorhandler(ValueError)
-def _invalid(exc: ValueError):
-    return error_response(400, "INVALID", str(exc))
+@bp.errorhandler(CoreError)
+def _core_error(exc: CoreError):
+    """Every refusal as /api/v1 JSON; a 401 carries the Basic challenge."""
+    headers = {k: v for k, v in exc.headers.items() if v and k != "WWW-Authenticate"}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = BASIC_CHALLENGE
+    return error_response(exc.status, exc.code, exc.message, headers)
 
 
 @bp.before_request
@@ -76,13 +59,6 @@ def _bounded_body() -> None:
     # Every management endpoint takes at most a small JSON or form body; a larger one is
     # refused before a byte of it is read, whoever sends it.
     refuse_large_body()
-
-
-@bp.errorhandler(limits.InputRejected)
-def _input_rejected(exc: limits.InputRejected):
-    if isinstance(exc, limits.TooLarge):
-        return error_response(413, "TOO_LARGE", str(exc))
-    return error_response(400, "INVALID", str(exc))
 
 
 @bp.errorhandler(RequestEntityTooLarge)
@@ -118,14 +94,6 @@ def field_of(data: dict, name: str, kind: type, default=None, required: bool = F
     return value
 
 
-def _resource(kind: str, kwargs: dict):
-    if kind == "org":
-        return OrgResource(kwargs["org"])
-    if kind == "registry":
-        return RegistryResource(kwargs["org"], kwargs["registry"])
-    return SITE
-
-
 def route(
     method: str,
     rule: str,
@@ -133,36 +101,11 @@ def route(
     resource: str,
     body: dict | None = None,
 ) -> Callable:
-    def decorate(fn: Callable) -> Callable:
-        @functools.wraps(fn)
-        def view(**kwargs):
-            if action is not None:
-                caller = current_caller()
-                if caller.access is not None:
-                    # Registry tokens carry repository scopes for /v2, nothing more.
-                    raise ApiError(
-                        401,
-                        "UNAUTHORIZED",
-                        "registry tokens are for /v2; use a password or an access token",
-                        {"WWW-Authenticate": 'Basic realm="Cargohold"'},
-                    )
-                if not caller.principal.authenticated:
-                    raise ApiError(
-                        401,
-                        "UNAUTHORIZED",
-                        "authentication required",
-                        {"WWW-Authenticate": 'Basic realm="Cargohold"'},
-                    )
-                target = _resource(resource, kwargs)
-                if not authorize(caller.principal, action, target):
-                    # Outsiders learn nothing of an organisation; members learn they lack a role.
-                    if isinstance(target, OrgResource) and not authorize(
-                        caller.principal, ORG_READ, target
-                    ):
-                        raise ApiError(404, "NOT_FOUND", f"organisation {target.org!r} not found")
-                    raise ApiError(403, "DENIED", f"{caller.principal.name} may not {action}")
-            return fn(**kwargs)
+    """Declare a management route: its requirement (an action on a resource kind of the gate,
+    or action None for a public route), its OpenAPI entry, its URL rule."""
 
+    def decorate(fn: Callable) -> Callable:
+        view = requires(action, resource if action is not None else "public")(fn)
         summary = (fn.__doc__ or fn.__name__).strip().splitlines()[0]
         ROUTES.append(ApiRoute(method, rule, fn.__name__, action, resource, summary, body or {}))
         bp.add_url_rule(rule, endpoint=fn.__name__, view_func=view, methods=[method])

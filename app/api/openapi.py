@@ -7,6 +7,7 @@ import re
 from flask import jsonify
 
 from app.api.framework import ROUTES, bp
+from app.gate import requires
 
 _PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
 ERROR = {"$ref": "#/components/schemas/Error"}
@@ -86,5 +87,6 @@ def document() -> dict:
 
 
 @bp.get("/openapi.json")
+@requires(None, "public")
 def openapi_json():
     return jsonify(document())

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 import jwt
 from flask import current_app, g, request
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.access import Principal, access_tokens, accounts, oidc, throttle
 from app.access.policy import ANONYMOUS, principal_for
 from app.caching import BoundedCache
+from app.errors import TooManyRequests, Unauthenticated
 from app.models import User, db
-from app.registry.errors import RegistryError
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class Caller:
     principal: Principal
     # The token's access claim as {(type, name): actions}; None when no token bounds the caller.
     access: dict[tuple[str, str], frozenset[str]] | None
+    # Whether the request carried an Authorization header at all.
+    presented: bool = False
 
 
 def basic_credentials() -> tuple[str, str] | None:
@@ -34,9 +37,9 @@ def basic_credentials() -> tuple[str, str] | None:
     try:
         username, sep, password = base64.b64decode(value.strip()).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
-        raise unauthorized("malformed Basic credentials") from None
+        raise Unauthenticated("malformed Basic credentials") from None
     if not sep:
-        raise unauthorized("malformed Basic credentials")
+        raise Unauthenticated("malformed Basic credentials")
     return username, password
 
 
@@ -118,34 +121,21 @@ def login(username: str, password: str) -> Principal:
     account = throttle.account(username, password)
     wait = throttle.retry_after(account, address)
     if wait is not None:
-        raise RegistryError(
-            "TOOMANYREQUESTS",
-            "too many failed logins; try again later",
-            headers={"Retry-After": str(wait)},
+        raise TooManyRequests(
+            "too many failed logins; try again later", headers={"Retry-After": str(wait)}
         )
     principal = _authenticate(username, password)
     if principal is None:
         throttle.failed(account, address)
-        raise unauthorized("invalid username or password")
+        # A commit point of its own: the count must outlive the request it refuses.
+        try:
+            db.session.commit()
+        except SQLAlchemyError:
+            # Two replicas inserting the same key at once: one count is lost, nothing else.
+            db.session.rollback()
+        raise Unauthenticated("invalid username or password")
     throttle.succeeded(account)
     return principal
-
-
-def challenge(scope: str | None = None, error: str | None = None) -> str:
-    settings = current_app.extensions["cargohold.settings"]
-    base = settings.public_url or request.host_url.rstrip("/")
-    parts = [f'realm="{base}/auth/token"', f'service="{settings.service}"']
-    if scope:
-        parts.append(f'scope="{scope}"')
-    if error:
-        parts.append(f'error="{error}"')
-    return "Bearer " + ",".join(parts)
-
-
-def unauthorized(detail: str | None = None, scope: str | None = None, error: str | None = None):
-    return RegistryError(
-        "UNAUTHORIZED", detail, headers={"WWW-Authenticate": challenge(scope, error)}
-    )
 
 
 def current_caller() -> Caller:
@@ -159,19 +149,19 @@ def current_caller() -> Caller:
         try:
             principal, claims = issuer.verify(value.strip(), "access")
         except jwt.InvalidTokenError as exc:
-            raise unauthorized(f"invalid token: {exc}", error="invalid_token") from None
+            raise Unauthenticated(f"invalid token: {exc}", error="invalid_token") from None
         if not accounts.still_current(principal):
-            raise unauthorized(
+            raise Unauthenticated(
                 "the credential behind this token was changed or revoked", error="invalid_token"
             )
         access: dict[tuple[str, str], frozenset[str]] = {}
         for entry in claims.get("access") or []:
             key = (entry.get("type", ""), entry.get("name", ""))
             access[key] = access.get(key, frozenset()) | frozenset(entry.get("actions") or [])
-        caller = Caller(principal, access)
+        caller = Caller(principal, access, presented=True)
     elif (creds := basic_credentials()) is not None:
-        caller = Caller(login(*creds), None)
+        caller = Caller(login(*creds), None, presented=True)
     else:
-        caller = Caller(ANONYMOUS, None)
+        caller = Caller(ANONYMOUS, None, presented=bool(header))
     g.caller = caller
     return caller

@@ -9,19 +9,20 @@ from flask import Blueprint, current_app, jsonify, request
 
 from app.access import ACTIONS, Principal, accounts, granted_actions
 from app.access.policy import ANONYMOUS
-from app.auth.credentials import basic_credentials, login, unauthorized
+from app.auth.credentials import basic_credentials, login
+from app.errors import CoreError, Unauthenticated
+from app.gate import requires
 from app.registry.errors import RegistryError
 from app.registry.names import parse_repository
+from app.web import distribution_error
 
 bp = Blueprint("auth", __name__)
 
 
-@bp.errorhandler(RegistryError)
-def _registry_error(exc: RegistryError):
-    resp = jsonify(exc.body())
-    resp.status_code = exc.status
-    resp.headers.update(exc.headers)
-    return resp
+@bp.errorhandler(CoreError)
+def _error(exc: CoreError):
+    # The Docker token specification answers in the distribution spec's error format.
+    return distribution_error(exc)
 
 
 def parse_scope(scope: str) -> tuple[str, str, list[str]]:
@@ -86,6 +87,7 @@ def _token_response(principal: Principal, scopes: list[str], offline: bool, oaut
 
 
 @bp.get("/auth/token")
+@requires(None, "public")  # the credentials are what this endpoint checks
 def token_get():
     creds = basic_credentials()
     principal = login(*creds) if creds else ANONYMOUS
@@ -96,6 +98,7 @@ def token_get():
 
 
 @bp.post("/auth/token")
+@requires(None, "public")
 def token_post():
     form = request.form
     grant_type = form.get("grant_type", "")
@@ -107,10 +110,10 @@ def token_post():
         try:
             principal, _ = issuer.verify(form.get("refresh_token", ""), "refresh")
         except jwt.InvalidTokenError as exc:
-            raise unauthorized(f"invalid refresh token: {exc}") from None
+            raise Unauthenticated(f"invalid refresh token: {exc}") from None
         # A refresh token lives longer than the password or access token that proved it may.
         if not accounts.still_current(principal):
-            raise unauthorized("the credential behind this refresh token was changed or revoked")
+            raise Unauthenticated("the credential behind this refresh token was changed or revoked")
     else:
         raise RegistryError("UNSUPPORTED", f"unsupported grant_type {grant_type!r}", status=400)
     offline = form.get("access_type") == "offline" or grant_type == "refresh_token"

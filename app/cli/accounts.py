@@ -8,7 +8,8 @@ import click
 from flask.cli import AppGroup
 
 from app.access import access_tokens, accounts, tenancy
-from app.cli.errors import fail_on_value_error
+from app.cli.unit import command
+from app.errors import NotFound
 from app.models.base import utcnow
 
 user_group = AppGroup("user", help="Manage users.")
@@ -19,7 +20,7 @@ token_group = AppGroup("token", help="Manage access tokens.")
 @click.argument("username")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 @click.option("--site-admin", is_flag=True)
-@fail_on_value_error
+@command
 def user_create(username: str, password: str, site_admin: bool) -> None:
     tenancy.create_user(username, password, site_admin)
     click.echo(f"created user {username}")
@@ -31,14 +32,14 @@ def user_create(username: str, password: str, site_admin: bool) -> None:
 @click.option("--scope", type=click.Choice(["read", "read-write"]), default="read-write")
 @click.option("--registry", "registries", multiple=True, help="limit to org/registry")
 @click.option("--expires-days", type=int, default=None)
-@fail_on_value_error
+@command
 def token_create(
     username: str, name: str, scope: str, registries: tuple[str, ...], expires_days: int | None
 ) -> None:
     """Create a token for a user or robot and print it (shown only this once)."""
     user = tenancy.find_user(username)
     if user is None:
-        raise LookupError(f"user {username!r} does not exist")
+        raise NotFound(f"user {username!r} does not exist")
     expires = utcnow() + timedelta(days=expires_days) if expires_days else None
     _row, secret = access_tokens.create(
         user, name, scope, list(registries) or None, expires_at=expires
@@ -49,12 +50,12 @@ def token_create(
 @user_group.command("password")
 @click.argument("username")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
-@fail_on_value_error
+@command
 def user_password(username: str, password: str) -> None:
     """Set a user's password; tokens minted from the old one stop working."""
     user = tenancy.find_user(username)
     if user is None:
-        raise LookupError(f"user {username!r} does not exist")
+        raise NotFound(f"user {username!r} does not exist")
     accounts.reset_password(user, password)
     click.echo(f"password of {username} changed")
 

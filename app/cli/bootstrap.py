@@ -14,6 +14,7 @@ from app.access import tenancy
 from app.access.passwords import generate_password
 from app.access.policy import find_registry
 from app.filemodes import write_private
+from app.models.transaction import unit_of_work
 
 
 def _announce_password(username: str, password: str, path: Path) -> None:
@@ -30,7 +31,11 @@ def _announce_password(username: str, password: str, path: Path) -> None:
 def bootstrap() -> None:
     """Apply migrations; create the admin, first organisation and registry if missing."""
     upgrade()
-    settings = current_app.extensions["cargohold.settings"]
+    with unit_of_work():
+        _bootstrap(current_app.extensions["cargohold.settings"])
+
+
+def _bootstrap(settings) -> None:
     user = tenancy.find_user(settings.admin_user)
     if user is None:
         password = settings.admin_password or generate_password()

@@ -6,7 +6,8 @@ import click
 from flask.cli import AppGroup
 
 from app.access import tenancy
-from app.cli.errors import fail_on_value_error
+from app.cli.unit import command
+from app.errors import NotFound
 
 ROLES = click.Choice(["viewer", "writer", "admin"])
 
@@ -18,11 +19,11 @@ robot_group = AppGroup("robot", help="Manage robot accounts.")
 @org_group.command("create")
 @click.argument("name")
 @click.option("--owner", required=True, help="username of the first admin")
-@fail_on_value_error
+@command
 def org_create(name: str, owner: str) -> None:
     user = tenancy.find_user(owner)
     if user is None:
-        raise ValueError(f"user {owner!r} does not exist")
+        raise NotFound(f"user {owner!r} does not exist")
     tenancy.create_org(name, user)
     click.echo(f"created organisation {name}, admin {owner}")
 
@@ -31,7 +32,7 @@ def org_create(name: str, owner: str) -> None:
 @click.argument("org")
 @click.argument("username")
 @click.option("--role", type=ROLES, default="writer")
-@fail_on_value_error
+@command
 def org_member(org: str, username: str, role: str) -> None:
     tenancy.change_member(org, username, role)
     click.echo(f"{username} is {role} of {org}")
@@ -41,7 +42,7 @@ def org_member(org: str, username: str, role: str) -> None:
 @click.argument("org")
 @click.argument("name")
 @click.option("--public", is_flag=True, help="anyone may pull, without logging in")
-@fail_on_value_error
+@command
 def registry_create(org: str, name: str, public: bool) -> None:
     tenancy.create_registry(org, name, public)
     click.echo(f"created registry {org}/{name}{' (public)' if public else ''}")
@@ -52,7 +53,7 @@ def registry_create(org: str, name: str, public: bool) -> None:
 @click.argument("registry")
 @click.argument("username")
 @click.option("--role", type=ROLES, default="writer")
-@fail_on_value_error
+@command
 def registry_grant(org: str, registry: str, username: str, role: str) -> None:
     """Give a user or robot a role on one registry."""
     tenancy.grant_registry(org, registry, username, role)
@@ -63,7 +64,7 @@ def registry_grant(org: str, registry: str, username: str, role: str) -> None:
 @click.argument("org")
 @click.argument("name")
 @click.option("--description", default="")
-@fail_on_value_error
+@command
 def robot_create(org: str, name: str, description: str) -> None:
     robot = tenancy.create_robot(org, name, description)
     click.echo(f"created robot {robot.username}")

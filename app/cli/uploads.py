@@ -8,6 +8,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from app.models.transaction import unit_of_work
 from app.registry.uploads import sweep_abandoned
 
 uploads_group = AppGroup("uploads", help="Maintain upload sessions.")
@@ -18,7 +19,8 @@ uploads_group = AppGroup("uploads", help="Maintain upload sessions.")
 def uploads_sweep(older_than_hours: float) -> None:
     """Abort upload sessions opened longer ago than this (run it from cron)."""
     store = current_app.extensions["cargohold.store"]
-    count = sweep_abandoned(store, timedelta(hours=older_than_hours))
+    with unit_of_work():
+        count = sweep_abandoned(store, timedelta(hours=older_than_hours))
     click.echo(f"aborted {count} abandoned upload(s)")
 
 

@@ -6,6 +6,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 
+from app.errors import Invalid
 from app.models import User, db
 
 MIN_PASSWORD = 8
@@ -27,10 +28,9 @@ class LocalIdentity:
             return None
         if _hasher.check_needs_rehash(user.password_hash):
             user.password_hash = _hasher.hash(password)
-            db.session.commit()
         return user
 
     def set_password(self, user: User, password: str) -> None:
         if len(password) < MIN_PASSWORD:
-            raise ValueError(f"passwords need at least {MIN_PASSWORD} characters")
+            raise Invalid(f"passwords need at least {MIN_PASSWORD} characters")
         user.password_hash = _hasher.hash(password)

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from app.auth.credentials import current_caller, unauthorized
+from app.auth.credentials import current_caller
+from app.digests import CHUNK
+from app.errors import CoreError
+from app.gate import KINDS, Target, dispatches, kind, permits, requires
 from app.models import db
-from app.oci.guard import authorize, may
 from app.registry import blobs, catalog, limits, manifest_store, repositories, uploads
-from app.registry.digests import CHUNK
 from app.registry.errors import RegistryError
 from app.registry.manifests import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX
 from app.registry.names import RepoName, parse_repository
-from app.web import drain_request_body, send_blob
+from app.web import distribution_error, send_blob
 
 bp = Blueprint("oci", __name__)
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
@@ -26,13 +28,9 @@ def _store():
     return current_app.extensions["cargohold.store"]
 
 
-@bp.errorhandler(RegistryError)
-def _registry_error(exc: RegistryError):
-    drain_request_body()
-    resp = jsonify(exc.body())
-    resp.status_code = exc.status
-    resp.headers.update({k: v for k, v in exc.headers.items() if v})
-    return resp
+@bp.errorhandler(CoreError)
+def _error(exc: CoreError):
+    return distribution_error(exc)
 
 
 @bp.after_request
@@ -80,25 +78,15 @@ def _paginate(path: str, fetch: Callable[[str | None, int | None], list[str]]):
 
 
 @bp.route("/v2/", methods=["GET", "HEAD"])
+@requires(None, "login")  # clients learn the token realm from its challenge, even to pull
 def base():
-    if request.headers.get("Authorization") is None:
-        # Clients learn the token realm from this challenge, even for anonymous pulls.
-        raise unauthorized("authentication required")
-    current_caller()  # refuses bad credentials
     return jsonify({})
 
 
 @bp.route("/v2/_catalog", methods=["GET", "HEAD"])
+@requires(None, "catalog")
 def catalog_list():
     caller = current_caller()
-    if request.headers.get("Authorization") is None:
-        raise unauthorized("authentication required", scope="registry:catalog:*")
-    if caller.access is not None and ("registry", "catalog") not in caller.access:
-        raise unauthorized(
-            "token does not grant the catalog",
-            scope="registry:catalog:*",
-            error="insufficient_scope",
-        )
     names, link = _paginate(
         "/v2/_catalog", lambda last, limit: catalog.visible_names(caller.principal, last, limit)
     )
@@ -120,8 +108,8 @@ def _accepts(stored: str) -> bool:
     return bool(wanted & {stored, *INDEX_TYPES, "*/*", "application/*"})
 
 
+@requires("pull", "repository")
 def get_manifest(name: RepoName, reference: str):
-    authorize("pull", name)
     repo = repositories.require(name)
     manifest = manifest_store.find(repo, reference)
     if not _accepts(manifest.media_type):
@@ -153,8 +141,8 @@ def _read_manifest_body() -> bytes:
     return body
 
 
+@requires("push", "repository")
 def put_manifest(name: RepoName, reference: str):
-    authorize("push", name)
     body = _read_manifest_body()
     repo = repositories.ensure(name)
     manifest, parsed = manifest_store.put(
@@ -176,8 +164,8 @@ def put_manifest(name: RepoName, reference: str):
     return resp
 
 
+@requires("delete", "repository")
 def delete_manifest(name: RepoName, reference: str):
-    authorize("delete", name)
     manifest_store.delete_reference(repositories.require(name), reference)
     return Response(status=202)
 
@@ -185,8 +173,8 @@ def delete_manifest(name: RepoName, reference: str):
 # ---- blobs ----------------------------------------------------------------------------------
 
 
+@requires("pull", "repository")
 def get_blob(name: RepoName, digest: str):
-    authorize("pull", name)
     blobs.check_digest(digest)
     repo = repositories.require(name)
     store = _store()
@@ -202,8 +190,8 @@ def get_blob(name: RepoName, digest: str):
     )
 
 
+@requires("delete", "repository")
 def delete_blob(name: RepoName, digest: str):
-    authorize("delete", name)
     blobs.check_digest(digest)
     if not blobs.unlink(repositories.require(name), digest):
         raise RegistryError("BLOB_UNKNOWN", f"blob {digest} is not in repository {name.full}")
@@ -233,7 +221,7 @@ def _created(name: RepoName, digest: str) -> Response:
     )
 
 
-def _mount_source(name: RepoName) -> RepoName | None:
+def _mount_source() -> RepoName | None:
     """The repository named by `from`, when the request asks to mount from a valid one."""
     source = request.args.get("from")
     if not request.args.get("mount") or not source:
@@ -247,20 +235,37 @@ def _mount_source(name: RepoName) -> RepoName | None:
 def _try_mount(repo, digest: str, source: RepoName | None) -> bool:
     """Mount only from a repository the caller (and its token) may read that holds the blob.
     Anything else is an ordinary upload session, as the distribution spec asks."""
-    if source is None or not may(current_caller(), "pull", source):
+    if source is None or not permits("pull", "repository", name=source):
         return False
-    source_repo = repositories.find(source)
-    if source_repo is None or blobs.linked_size(source_repo, digest) is None:
-        return False
-    blobs.link(repo, digest)
-    db.session.commit()
-    return True
+    return blobs.mount(repo, digest, source)
 
 
+def _finish(repo, upload, digest: str) -> None:
+    try:
+        uploads.finish(_store(), repo, upload, digest)
+    except RegistryError as exc:
+        if exc.code == "DIGEST_INVALID":
+            # A commit point: finish cancelled the session, whose bytes are gone from storage,
+            # and the refusal must not bring its row back.
+            db.session.commit()
+        raise
+
+
+@kind("upload")
+def _upload_target(action: str | None, args: dict) -> Target:
+    """Starting an upload needs push on the repository; a cross-repository mount also names the
+    source's pull scope in the challenge, so a client that fetches one token can mount."""
+    target = KINDS["repository"](action, args)
+    source = _mount_source()
+    if source is None or source == args["name"]:
+        return target
+    return replace(target, scope=f"{target.scope} repository:{source.full}:pull")
+
+
+@requires("push", "upload")
 def start_upload(name: RepoName):
-    source = _mount_source(name)
-    also = (f"repository:{source.full}:pull",) if source and source != name else ()
-    caller = authorize("push", name, also)
+    source = _mount_source()
+    caller = current_caller()
     repo = repositories.ensure(name)
     store = _store()
     if mount := request.args.get("mount"):
@@ -270,16 +275,18 @@ def start_upload(name: RepoName):
     upload = uploads.start(store, repo, caller.principal)
     if digest := request.args.get("digest"):
         blobs.check_digest(digest)
+        # A commit point: no write transaction (on SQLite, the database's one write lock) may
+        # stay open while a client streams a body at its own pace.
+        db.session.commit()
         uploads.append(store, upload, _body_chunks(), length=request.content_length)
-        uploads.finish(store, repo, upload, digest)
+        _finish(repo, upload, digest)
         return _created(name, digest)
     return Response(status=202, headers=_upload_headers(name, upload.id, 0))
 
 
-def _session(name: RepoName, upload_id: str, action: str = "push"):
-    caller = authorize(action, name)
+def _session(name: RepoName, upload_id: str):
     repo = repositories.require(name)
-    return repo, uploads.find(_store(), repo, upload_id, caller.principal)
+    return repo, uploads.find(_store(), repo, upload_id, current_caller().principal)
 
 
 _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/\S+)?$")
@@ -311,6 +318,7 @@ def _append_body(upload) -> int:
     return uploads.append(_store(), upload, _body_chunks(), first, length or announced)
 
 
+@requires("push", "repository")
 def patch_upload(name: RepoName, upload_id: str):
     _, upload = _session(name, upload_id)
     try:
@@ -322,6 +330,7 @@ def patch_upload(name: RepoName, upload_id: str):
     return Response(status=202, headers=_upload_headers(name, upload.id, size))
 
 
+@requires("push", "repository")
 def put_upload(name: RepoName, upload_id: str):
     repo, upload = _session(name, upload_id)
     digest = request.args.get("digest")
@@ -330,16 +339,18 @@ def put_upload(name: RepoName, upload_id: str):
     blobs.check_digest(digest)
     if request.content_length or request.headers.get("Transfer-Encoding") == "chunked":
         _append_body(upload)
-    uploads.finish(_store(), repo, upload, digest)
+    _finish(repo, upload, digest)
     return _created(name, digest)
 
 
+@requires("push", "repository")
 def upload_status(name: RepoName, upload_id: str):
     _, upload = _session(name, upload_id)
     size = uploads.size_of(_store(), upload)
     return Response(status=204, headers=_upload_headers(name, upload.id, size))
 
 
+@requires("push", "repository")
 def cancel_upload(name: RepoName, upload_id: str):
     _, upload = _session(name, upload_id)
     uploads.cancel(_store(), upload)
@@ -349,8 +360,8 @@ def cancel_upload(name: RepoName, upload_id: str):
 # ---- discovery ------------------------------------------------------------------------------
 
 
+@requires("pull", "repository")
 def list_tags(name: RepoName):
-    authorize("pull", name)
     repo = repositories.require(name)
     tags, link = _paginate(
         f"/v2/{name.full}/tags/list",
@@ -362,8 +373,8 @@ def list_tags(name: RepoName):
     return resp
 
 
+@requires("pull", "repository")
 def list_referrers(name: RepoName, digest: str):
-    authorize("pull", name)
     blobs.check_digest(digest)
     artifact_type = request.args.get("artifactType") or None
     repo = repositories.find(name)
@@ -379,28 +390,31 @@ def list_referrers(name: RepoName, digest: str):
 
 Handler = Callable[..., Response]
 # Longest suffix first: a repository may itself contain a component named "blobs".
-ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
-    (
-        re.compile(r"^(?P<name>.+)/manifests/(?P<reference>[^/]+)$"),
-        {"GET": get_manifest, "PUT": put_manifest, "DELETE": delete_manifest},
-    ),
-    (re.compile(r"^(?P<name>.+)/blobs/uploads/?$"), {"POST": start_upload}),
-    (
-        re.compile(r"^(?P<name>.+)/blobs/uploads/(?P<upload_id>[^/]+)$"),
-        {"GET": upload_status, "PATCH": patch_upload, "PUT": put_upload, "DELETE": cancel_upload},
-    ),
-    (
-        re.compile(r"^(?P<name>.+)/blobs/(?P<digest>[^/]+)$"),
-        {"GET": get_blob, "DELETE": delete_blob},
-    ),
-    (re.compile(r"^(?P<name>.+)/tags/list$"), {"GET": list_tags}),
-    (re.compile(r"^(?P<name>.+)/referrers/(?P<digest>[^/]+)$"), {"GET": list_referrers}),
+ROUTES: list[tuple[str, str, Handler]] = [
+    ("GET", r"^(?P<name>.+)/manifests/(?P<reference>[^/]+)$", get_manifest),
+    ("PUT", r"^(?P<name>.+)/manifests/(?P<reference>[^/]+)$", put_manifest),
+    ("DELETE", r"^(?P<name>.+)/manifests/(?P<reference>[^/]+)$", delete_manifest),
+    ("POST", r"^(?P<name>.+)/blobs/uploads/?$", start_upload),
+    ("GET", r"^(?P<name>.+)/blobs/uploads/(?P<upload_id>[^/]+)$", upload_status),
+    ("PATCH", r"^(?P<name>.+)/blobs/uploads/(?P<upload_id>[^/]+)$", patch_upload),
+    ("PUT", r"^(?P<name>.+)/blobs/uploads/(?P<upload_id>[^/]+)$", put_upload),
+    ("DELETE", r"^(?P<name>.+)/blobs/uploads/(?P<upload_id>[^/]+)$", cancel_upload),
+    ("GET", r"^(?P<name>.+)/blobs/(?P<digest>[^/]+)$", get_blob),
+    ("DELETE", r"^(?P<name>.+)/blobs/(?P<digest>[^/]+)$", delete_blob),
+    ("GET", r"^(?P<name>.+)/tags/list$", list_tags),
+    ("GET", r"^(?P<name>.+)/referrers/(?P<digest>[^/]+)$", list_referrers),
 ]
+_TABLE: list[tuple[re.Pattern[str], dict[str, Handler]]] = []
+for _method, _pattern, _handler in ROUTES:
+    if not _TABLE or _TABLE[-1][0].pattern != _pattern:
+        _TABLE.append((re.compile(_pattern), {}))
+    _TABLE[-1][1][_method] = _handler
 
 
 @bp.route("/v2/<path:rest>", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
+@dispatches(ROUTES)
 def dispatch(rest: str):
-    for pattern, handlers in ROUTES:
+    for pattern, handlers in _TABLE:
         m = pattern.match(rest)
         if not m:
             continue
@@ -410,5 +424,6 @@ def dispatch(rest: str):
             raise RegistryError("UNSUPPORTED", f"{request.method} is not supported here")
         params = m.groupdict()
         params["name"] = parse_repository(params["name"])
+        # Each handler is guarded by its declared requirement, checked before its body runs.
         return handler(**params)
     raise RegistryError("NAME_UNKNOWN", f"no OCI endpoint at /v2/{rest}", status=404)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from app.access.policy import find_registry
+from app.errors import CoreError
+from app.models.transaction import unit_of_work
 from app.pypi import store
-from app.pypi.errors import PyPIError
 from app.pypi.store import Target
 
 
@@ -45,8 +46,9 @@ def yank(where: str, project: str, version, filename, reason) -> None:
     """Yank (PEP 592): installers skip the files unless pinned with ==."""
     try:
         which = _which(version, filename)
-        files = store.set_yanked(_target(where), project, reason=reason, **which)
-    except PyPIError as exc:
+        with unit_of_work():
+            files = store.set_yanked(_target(where), project, reason=reason, **which)
+    except CoreError as exc:
         raise click.ClickException(exc.message) from None
     _report("yanked", files)
 
@@ -59,8 +61,11 @@ def yank(where: str, project: str, version, filename, reason) -> None:
 def unyank(where: str, project: str, version, filename) -> None:
     """Undo a yank."""
     try:
-        files = store.set_yanked(_target(where), project, yanked=False, **_which(version, filename))
-    except PyPIError as exc:
+        with unit_of_work():
+            files = store.set_yanked(
+                _target(where), project, yanked=False, **_which(version, filename)
+            )
+    except CoreError as exc:
         raise click.ClickException(exc.message) from None
     _report("unyanked", files)
 
@@ -80,8 +85,9 @@ def delete(where: str, project: str, version, filename, yes: bool) -> None:
             abort=True,
         )
     try:
-        files = store.delete(_target(where), project, **which)
-    except PyPIError as exc:
+        with unit_of_work():
+            files = store.delete(_target(where), project, **which)
+    except CoreError as exc:
         raise click.ClickException(exc.message) from None
     _report("deleted", files)
 

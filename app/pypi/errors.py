@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from app.errors import CoreError
 
-class PyPIError(Exception):
+
+class PyPIError(CoreError):
     """A refusal. Its message becomes the HTTP reason phrase and the plain-text body.
 
     twine shows the reason phrase and `--skip-existing` looks for "already exist" in it, so the
@@ -11,10 +13,8 @@ class PyPIError(Exception):
     """
 
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
+        super().__init__(" ".join(message.split()), headers=headers)
         self.status = status
-        self.message = " ".join(message.split())
-        self.headers = headers or {}
 
 
 def bad_request(message: str) -> PyPIError:

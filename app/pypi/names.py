@@ -6,16 +6,15 @@ import re
 
 from packaging.utils import canonicalize_name
 
+from app.registry.names import RESERVED_PREFIX
+
 # The core-metadata spec's rule for `Name`, as PyPI enforces it on upload.
 NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
 MAX_NAME = 128
 
-# First path component of every repository of Python files: `<org>/<registry>/<this>/<project>`.
-# It is valid OCI grammar so oras and crane can pull the artifacts, and the OCI blueprint refuses
-# pushes and deletes under it (see is_reserved_path), so container images can never land there.
-# The `cargohold.` prefix is reserved as a whole, for the package formats that will follow.
-RESERVED_PREFIX = "cargohold."
-NAMESPACE = "cargohold.pypi"
+# First path component of every repository of Python files: `<org>/<registry>/<this>/<project>`,
+# under the prefix the registry core reserves for the package APIs (see is_reserved_path).
+NAMESPACE = RESERVED_PREFIX + "pypi"
 
 
 def is_valid(name: str) -> bool:
@@ -30,8 +29,3 @@ def normalize(name: str) -> str:
 def repository(org: str, registry: str, project: str) -> str:
     """The OCI repository of a project; `project` must already be normalized."""
     return f"{org}/{registry}/{NAMESPACE}/{project}"
-
-
-def is_reserved_path(path: str) -> bool:
-    """True for the `<path>` part of an OCI repository name that only Cargohold itself may write."""
-    return path.split("/", 1)[0].startswith(RESERVED_PREFIX)

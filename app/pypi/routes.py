@@ -13,19 +13,19 @@ from datetime import UTC
 
 from flask import Blueprint, Response, current_app, jsonify, redirect, request, url_for
 
-from app.access import allowed
+from app.access import RegistryResource
 from app.access.policy import find_registry
-from app.auth.credentials import Caller, current_caller
+from app.auth.credentials import current_caller
 from app.caching import BoundedCache
+from app.errors import CoreError
+from app.gate import LATER, Target, kind, require, requires
 from app.models import PythonFile
 from app.pypi import cli, simple, store
-from app.pypi.errors import PyPIError, bad_request, not_found
+from app.pypi.errors import bad_request, not_found
 from app.pypi.form import read_upload
 from app.pypi.names import normalize, repository
-from app.pypi.store import Target
 from app.registry import limits
-from app.registry.errors import RegistryError
-from app.web import drain_request_body, read_json_body, send_blob
+from app.web import BASIC_CHALLENGE, drain_request_body, read_json_body, send_blob
 
 bp = Blueprint("pypi", __name__, url_prefix="/api/v1/<org>/<registry>/python", cli_group="python")
 for _command in cli.COMMANDS:
@@ -54,63 +54,49 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return resp
 
 
-def _challenge() -> dict[str, str]:
-    service = current_app.extensions["cargohold.settings"].service
-    return {"WWW-Authenticate": f'Basic realm="{service}"'}
-
-
-@bp.errorhandler(PyPIError)
-def _pypi_error(exc: PyPIError):
-    headers = dict(exc.headers)
-    if exc.status == 401:
-        headers.update(_challenge())
-    return _error(exc.status, exc.message, headers)
-
-
-@bp.errorhandler(RegistryError)
-def _registry_error(exc: RegistryError):
-    # Bad credentials (from current_caller) and core refusals, told the PyPI way.
-    detail = exc.detail if isinstance(exc.detail, str) else exc.code.replace("_", " ").lower()
-    # Keep Retry-After and the like; the OCI Bearer challenge becomes the Basic one pip knows.
+@bp.errorhandler(CoreError)
+def _core_error(exc: CoreError):
+    """Every refusal, told the PyPI way; Retry-After and the like are kept, and a 401 carries
+    the Basic challenge pip and twine know."""
     headers = {k: v for k, v in exc.headers.items() if v and k != "WWW-Authenticate"}
     if exc.status == 401:
-        headers.update(_challenge())
-    return _error(exc.status, detail or "error", headers)
+        headers["WWW-Authenticate"] = BASIC_CHALLENGE
+    message = exc.message or "error"
+    if exc.status == 403:
+        message = f"Forbidden: {message}"
+    return _error(exc.status, message, headers)
 
 
-# ---- authorization --------------------------------------------------------------------------
+# ---- authorization: what the routes' declarations mean here ----------------------------------
 
 
-def _may(
-    caller: Caller, action: str, org: str, registry: str, project: str | None, claim: bool
-) -> bool:
-    if not allowed(caller.principal, action, org, registry):
-        return False
-    if caller.access is None or not claim:
-        return True
-    # A registry token (Bearer) is bounded by its access claim, which names OCI repositories.
-    if project is None:
-        return False
-    held = caller.access.get(("repository", repository(org, registry, project)), frozenset())
-    return action in held or "*" in held
+@kind("python-registry")
+def _python_registry(_action, args) -> Target:
+    """The registry's Python index. Registry tokens name project repositories, never this."""
+    org, reg = args["org"], args["registry"]
+    return Target(RegistryResource(org, reg), label=f"in {org}/{reg}")
 
 
-def _authorize(
-    action: str, org: str, registry: str, project: str | None = None, claim: bool = True
-) -> Target:
-    """The caller may do `action`; with claim=False a token's claim is checked later, once the
-    project is known (an upload names it only in its body)."""
-    caller = current_caller()
-    if not _may(caller, action, org, registry, project, claim):
-        if not caller.principal.authenticated:
-            raise PyPIError(401, "Authentication required")
-        raise PyPIError(
-            403, f"Forbidden: {caller.principal.name} may not {action} in {org}/{registry}"
-        )
+@kind("python-project")
+def _python_project(_action, args) -> Target:
+    """One project: a registry token must name the OCI repository that holds its files."""
+    org, reg = args["org"], args["registry"]
+    claim = ("repository", repository(org, reg, normalize(args["project"])))
+    return Target(RegistryResource(org, reg), claim, label=f"in {org}/{reg}")
+
+
+@kind("python-upload")
+def _python_upload(_action, args) -> Target:
+    """An upload names its project in its body: the handler checks a token's claim then."""
+    org, reg = args["org"], args["registry"]
+    return Target(RegistryResource(org, reg), LATER, label=f"in {org}/{reg}")
+
+
+def _target(org: str, registry: str) -> store.Target:
     reg = find_registry(org, registry)
-    if reg is None:  # allowed() grants nothing on a missing registry; kept for the type checker
+    if reg is None:  # the gate allows nothing on a missing registry; kept for the type checker
         raise not_found()
-    return Target(org, registry, reg)
+    return store.Target(org, registry, reg)
 
 
 # ---- upload ---------------------------------------------------------------------------------
@@ -118,10 +104,10 @@ def _authorize(
 
 @bp.route("", methods=["POST"])
 @bp.route("/", methods=["POST"])
+@requires("push", "python-upload")  # refused before a byte of the body is read
 def upload(org: str, registry: str):
     """The legacy upload API. Never redirects: twine treats a redirect as a failure."""
-    # Refused before a byte of the body is read, when the role alone says no.
-    target = _authorize("push", org, registry, claim=False)
+    target = _target(org, registry)
     caller = current_caller()
     tmp = current_app.extensions["cargohold.settings"].data_dir / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
@@ -131,7 +117,13 @@ def upload(org: str, registry: str):
             request.stream.read, request.headers.get("Content-Type"), spool, store.MAX_FILE_SIZE
         )
         if caller.access is not None:
-            _authorize("push", org, registry, normalize(form.get("name") or "-"))
+            require(
+                "push",
+                "python-project",
+                org=org,
+                registry=registry,
+                project=form.get("name") or "-",
+            )
         row, created = store.upload(_blobstore(), target, form, spool, caller.principal.name)
     message = "OK" if created else f"OK: {row.filename} was already uploaded with this content"
     return Response(message + "\n", status=200, mimetype="text/plain")
@@ -157,14 +149,15 @@ def _page(body: str, content_type: str, last_modified, public: bool) -> Response
 
 
 @bp.route("/simple", methods=["GET"])
+@requires("pull", "python-registry")
 def index_redirect(org: str, registry: str):
-    _authorize("pull", org, registry)
     return redirect(url_for("pypi.index", org=org, registry=registry), 301)
 
 
 @bp.route("/simple/", methods=["GET"])
+@requires("pull", "python-registry")
 def index(org: str, registry: str):
-    target = _authorize("pull", org, registry)
+    target = _target(org, registry)
     content_type = simple.negotiate(request.headers.get("Accept"))
     body = _INDEX_CACHE.page(target, content_type)
     return _page(body, content_type, store.last_change(target), target.registry.public)
@@ -198,16 +191,17 @@ _INDEX_CACHE = _IndexCache()
 
 
 @bp.route("/simple/<project>", methods=["GET"])
+@requires("pull", "python-project")
 def project_redirect(org: str, registry: str, project: str):
     name = normalize(project)
-    _authorize("pull", org, registry, name)
     return redirect(url_for("pypi.project_page", org=org, registry=registry, project=name), 301)
 
 
 @bp.route("/simple/<project>/", methods=["GET"])
+@requires("pull", "python-project")
 def project_page(org: str, registry: str, project: str):
     name = normalize(project)
-    target = _authorize("pull", org, registry, name)
+    target = _target(org, registry)
     if name != project:
         # PEP 503: one URL per project, under its normalized name.
         return redirect(url_for("pypi.project_page", org=org, registry=registry, project=name), 301)
@@ -239,8 +233,9 @@ def _send_blob(digest: str, filename: str, public: bool) -> Response:
 
 
 @bp.route("/files/<project>/<filename>", methods=["GET"])
+@requires("pull", "python-project")
 def download(org: str, registry: str, project: str, filename: str):
-    target = _authorize("pull", org, registry, project)
+    target = _target(org, registry)
     if filename.endswith(".metadata"):
         # PEP 658: `<file URL>.metadata` is the wheel's METADATA file.
         f = store.find_file(target, project, filename.removesuffix(".metadata"))
@@ -274,8 +269,8 @@ def _file_json(f: PythonFile) -> dict:
 def _reason() -> str | None:
     try:
         body = read_json_body() or {}
-    except limits.TooLarge as exc:
-        raise PyPIError(413, str(exc)) from None
+    except limits.TooLarge:
+        raise
     except limits.InputRejected as exc:
         raise bad_request(f"Invalid JSON body: {exc}") from None
     reason = body.get("reason") if isinstance(body, dict) else None
@@ -285,16 +280,17 @@ def _reason() -> str | None:
 
 
 @bp.route("/projects/<project>", methods=["GET"])
+@requires("pull", "python-project")
 def project_detail(org: str, registry: str, project: str):
     name = normalize(project)
-    target = _authorize("pull", org, registry, name)
+    target = _target(org, registry)
     files = store.live_files(store.project(target, name))
     return jsonify({"name": name, "files": [_file_json(f) for f in files]})
 
 
 def _yank(org, registry, project, *, filename=None, version=None, yanked: bool):
     name = normalize(project)
-    target = _authorize("push", org, registry, name)
+    target = _target(org, registry)
     files = store.set_yanked(
         target,
         name,
@@ -307,26 +303,30 @@ def _yank(org, registry, project, *, filename=None, version=None, yanked: bool):
 
 
 @bp.route("/projects/<project>/files/<filename>/yank", methods=["POST", "DELETE"])
+@requires("push", "python-project")
 def yank_file(org: str, registry: str, project: str, filename: str):
     return _yank(org, registry, project, filename=filename, yanked=request.method == "POST")
 
 
 @bp.route("/projects/<project>/releases/<version>/yank", methods=["POST", "DELETE"])
+@requires("push", "python-project")
 def yank_release(org: str, registry: str, project: str, version: str):
     return _yank(org, registry, project, version=version, yanked=request.method == "POST")
 
 
 @bp.route("/projects/<project>/files/<filename>", methods=["DELETE"])
+@requires("delete", "python-project")
 def delete_file(org: str, registry: str, project: str, filename: str):
     name = normalize(project)
-    target = _authorize("delete", org, registry, name)
+    target = _target(org, registry)
     files = store.delete(target, name, filename=filename)
     return jsonify({"files": [_file_json(f) for f in files]})
 
 
 @bp.route("/projects/<project>/releases/<version>", methods=["DELETE"])
+@requires("delete", "python-project")
 def delete_release(org: str, registry: str, project: str, version: str):
     name = normalize(project)
-    target = _authorize("delete", org, registry, name)
+    target = _target(org, registry)
     files = store.delete(target, name, version=version)
     return jsonify({"files": [_file_json(f) for f in files]})

@@ -26,6 +26,7 @@ from packaging.version import InvalidVersion, Version
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from app import digests
 from app.models import Manifest, PythonFile, PythonProject, Registry, db
 from app.models.base import utcnow
 from app.models.upsert import insert_ignore
@@ -34,7 +35,7 @@ from app.pypi.distributions import SDIST, WHEEL, CoreMetadata, DistFilename
 from app.pypi.errors import PyPIError, bad_request, not_found
 from app.pypi.form import UploadForm
 from app.pypi.names import NAMESPACE, is_valid, normalize, repository
-from app.registry import blobs, digests, manifest_store, repositories
+from app.registry import blobs, manifest_store, repositories
 from app.registry.errors import RegistryError
 from app.registry.manifests import OCI_MANIFEST
 from app.registry.names import TAG, RepoName, parse_repository
@@ -359,12 +360,11 @@ def upload(
         uploaded_by=uploader,
         uploaded_at=now,
     )
-    db.session.add(row)
     try:
-        db.session.commit()
+        with db.session.begin_nested():
+            db.session.add(row)
     except IntegrityError:
         # A concurrent upload of the same filename won; judge ours against it.
-        db.session.rollback()
         existing = _existing(target, form)
         if existing is None:
             raise
@@ -491,7 +491,7 @@ def set_yanked(
         f.yanked = yanked
         f.yanked_reason = (reason or None) if yanked else None
     proj.updated_at = utcnow()
-    db.session.commit()
+    db.session.flush()
     return files
 
 
@@ -532,8 +532,8 @@ def delete(
     for f in files:
         f.deleted_at = now
     proj.updated_at = now
-    # Tombstones first: the index stops offering the files before their content goes away.
-    db.session.commit()
+    # Tombstones and the removal of manifests and links are one transaction.
+    db.session.flush()
     repo = repositories.find(target.repo_name(proj.name))
     if repo is not None:
         for f in files:

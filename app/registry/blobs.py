@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy import delete, select
 
+from app import digests
 from app.models import Blob, BlobLink, Repository, db
 from app.models.upsert import insert_ignore
-from app.registry import digests
+from app.registry import repositories
 from app.registry.errors import RegistryError
+from app.registry.names import RepoName
 
 
 def check_digest(digest: str) -> str:
@@ -46,9 +48,18 @@ def link(repo: Repository, digest: str) -> None:
     insert_ignore(BlobLink, ["repository_id", "digest"], repository_id=repo.id, digest=digest)
 
 
+def mount(repo: Repository, digest: str, source: RepoName) -> bool:
+    """Link a blob the source repository holds into `repo`; False when it holds none. The
+    caller has checked that the requester may read the source."""
+    source_repo = repositories.find(source)
+    if source_repo is None or linked_size(source_repo, digest) is None:
+        return False
+    link(repo, digest)
+    return True
+
+
 def unlink(repo: Repository, digest: str) -> bool:
     result = db.session.execute(
         delete(BlobLink).where(BlobLink.repository_id == repo.id, BlobLink.digest == digest)
     )
-    db.session.commit()
     return result.rowcount > 0

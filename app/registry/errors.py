@@ -1,6 +1,9 @@
-"""Registry errors carry the OCI distribution-spec error code; blueprints render them."""
+"""Registry errors: core errors that carry the OCI distribution-spec error code, since the
+registry core speaks that vocabulary. Other blueprints render them by their status."""
 
 from __future__ import annotations
+
+from app.errors import CoreError
 
 STATUS = {
     "BLOB_UNKNOWN": 404,
@@ -43,7 +46,7 @@ MESSAGES = {
 }
 
 
-class RegistryError(Exception):
+class RegistryError(CoreError):
     def __init__(
         self,
         code: str,
@@ -52,11 +55,14 @@ class RegistryError(Exception):
         status: int | None = None,
         headers: dict[str, str] | None = None,
     ):
-        super().__init__(f"{code}: {detail}")
+        message = detail if isinstance(detail, str) else code.replace("_", " ").lower()
+        super().__init__(message, headers=headers)
         self.code = code
         self.detail = detail
         self.status = status or STATUS[code]
-        self.headers = headers or {}
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.detail}"
 
     def body(self) -> dict:
         err: dict = {"code": self.code, "message": MESSAGES[self.code]}

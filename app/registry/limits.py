@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import re
 
+from app.errors import Invalid
+
 # Manifests nest a handful of levels; API bodies two or three. 64 leaves room for annotations
 # holding structured values without letting a body choose the parser's stack depth.
 MAX_DEPTH = 64
@@ -26,12 +28,14 @@ _OPENERS = frozenset(b"[{")
 _DIGITS = re.compile(r"[0-9]+")
 
 
-class InputRejected(Exception):
+class InputRejected(Invalid):
     """A value outside what the server is willing to parse; the message says why."""
 
 
 class TooLarge(InputRejected):
     """A body over its limit."""
+
+    status, code = 413, "TOO_LARGE"
 
 
 def _parse_int(text: str) -> int:

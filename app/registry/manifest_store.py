@@ -6,11 +6,12 @@ from collections.abc import Iterable
 
 from sqlalchemy import delete, select
 
+from app import digests
 from app.models import Manifest, Repository, Tag, db
 from app.models.base import utcnow
 from app.models.ordering import bytewise
 from app.models.upsert import insert_ignore, upsert
-from app.registry import blobs, digests, manifests
+from app.registry import blobs, manifests
 from app.registry.errors import RegistryError
 from app.registry.names import check_tag
 from app.storage import BlobStore
@@ -111,7 +112,6 @@ def put(
             manifest_id=manifest.id,
             updated_at=utcnow(),
         )
-    db.session.commit()
     return manifest, parsed
 
 
@@ -123,7 +123,7 @@ def delete_reference(repo: Repository, reference: str) -> None:
         db.session.delete(manifest)
     else:
         db.session.execute(delete(Tag).where(Tag.repository_id == repo.id, Tag.name == reference))
-    db.session.commit()
+    db.session.flush()
 
 
 def tag_names(repo: Repository, last: str | None, limit: int | None) -> list[str]:

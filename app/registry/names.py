@@ -10,9 +10,12 @@ from app.registry.errors import RegistryError
 _COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
 NAME = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
 TAG = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
-# Organisation and registry names are single path components, kept short for URLs.
-SLUG = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 MAX_NAME = 255
+# First path component (`<org>/<registry>/<this>/...`) of the repositories that hold packages as
+# OCI artifacts (`cargohold.pypi` for Python files). Valid OCI grammar, so oras and crane pull
+# them, but only the package APIs write there: the prefix is reserved as a whole, for the
+# package formats to come.
+RESERVED_PREFIX = "cargohold."
 
 
 @dataclass(frozen=True)
@@ -42,10 +45,6 @@ def check_tag(tag: str) -> str:
     return tag
 
 
-def check_slug(kind: str, value: str) -> str:
-    if not SLUG.match(value) or len(value) > 64:
-        raise ValueError(
-            f"{kind} name {value!r} must be lowercase letters and digits, "
-            "optionally separated by '.', '_' or '-', at most 64 characters"
-        )
-    return value
+def is_reserved_path(path: str) -> bool:
+    """True for the `<path>` part of a repository name that only the package APIs may write."""
+    return path.split("/", 1)[0].startswith(RESERVED_PREFIX)

@@ -8,11 +8,12 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from app import digests
 from app.access import Principal
 from app.caching import BoundedCache
 from app.models import Repository, Upload, db
 from app.models.base import utcnow
-from app.registry import blobs, digests
+from app.registry import blobs
 from app.registry.errors import RegistryError
 from app.storage import BlobStore
 
@@ -53,7 +54,7 @@ def start(store: BlobStore, repo: Repository, principal: Principal) -> Upload:
     upload = Upload(id=uuid.uuid4().hex, repository_id=repo.id, principal=principal.key)
     store.upload_start(upload.id)
     db.session.add(upload)
-    db.session.commit()
+    db.session.flush()
     return upload
 
 
@@ -113,7 +114,7 @@ def append(
     if h is not None:
         _hashes.keep(upload.id, size, h)
     upload.updated_at = upload.updated_at  # the onupdate stamp refreshes on flush
-    db.session.commit()
+    db.session.flush()
     return size
 
 
@@ -146,7 +147,7 @@ def finish(store: BlobStore, repo: Repository, upload: Upload, digest: str) -> i
     blobs.record(digest, size)
     blobs.link(repo, digest)
     db.session.delete(upload)
-    db.session.commit()
+    db.session.flush()
     return size
 
 
@@ -154,7 +155,7 @@ def cancel(store: BlobStore, upload: Upload) -> None:
     store.upload_abort(upload.id)
     _hashes.drop(upload.id)
     db.session.delete(upload)
-    db.session.commit()
+    db.session.flush()
 
 
 def sweep_abandoned(store: BlobStore, older_than: timedelta) -> int:

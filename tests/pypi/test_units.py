@@ -73,14 +73,14 @@ def test_project_names(name, valid, normal):
 
 
 def test_repository_namespace_is_valid_oci_and_reserved():
-    from app.registry.names import parse_repository
+    from app.registry.names import is_reserved_path, parse_repository
 
     repo = parse_repository(names.repository("acme", "main", "zope-event"))
     assert repo.path == "cargohold.pypi/zope-event"
-    assert names.is_reserved_path(repo.path)
-    assert names.is_reserved_path("cargohold.npm/left-pad")
-    assert not names.is_reserved_path("python")
-    assert not names.is_reserved_path("team/cargohold.pypi")
+    assert is_reserved_path(repo.path)
+    assert is_reserved_path("cargohold.npm/left-pad")
+    assert not is_reserved_path("python")
+    assert not is_reserved_path("team/cargohold.pypi")
 
 
 @pytest.mark.parametrize(

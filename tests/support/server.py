@@ -156,9 +156,10 @@ def seed_tenants(server: Server) -> None:
         from app import create_app
         from app.access import tenancy
         from app.config import Settings
+        from app.models.transaction import unit_of_work
 
         app = create_app(Settings.from_env())
-        with app.app_context():
+        with app.app_context(), unit_of_work():
             server.users["admin"] = server.admin_password
             for name in ("alice", "victor", "mallory"):
                 pw = generate_password(12)

@@ -1,0 +1,25 @@
+"""What every command shares: one unit of work, and a refusal from the core as one line on the
+terminal, no traceback."""
+
+from __future__ import annotations
+
+import functools
+
+import click
+
+from app.errors import CoreError
+from app.models.transaction import unit_of_work
+
+
+def command(fn):
+    """One unit of work per command; a refusal is the command's error message."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            with unit_of_work():
+                return fn(*args, **kwargs)
+        except CoreError as exc:
+            raise click.ClickException(exc.message) from None
+
+    return wrapper
