@@ -2,6 +2,8 @@
 # Start Cargohold on the embedded default (SQLite + a local folder) with gunicorn.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The data folder holds password hashes, keys and private blobs: the owner alone reads them.
+umask 077
 export CARGOHOLD_HOST="${CARGOHOLD_HOST:-127.0.0.1}"
 export CARGOHOLD_PORT="${CARGOHOLD_PORT:-5000}"
 export CARGOHOLD_DATA_DIR="${CARGOHOLD_DATA_DIR:-./data}"
@@ -23,8 +25,10 @@ fi
 cat <<MSG
 
 Cargohold is starting at http://$addr
-Log in:   podman login --tls-verify=false -u $user -p "$pw_hint" $addr
+Log in:   podman login --tls-verify=false -u $user --password="$pw_hint" $addr
 Push to:  $addr/$org/$reg/<image>:<tag>
+Clients:  podman (apt-get install podman); helm, oras, crane: make tools, then
+          export PATH="${CARGOHOLD_TOOLS:-$HOME/.cache/cargohold/tools}/bin:\$PATH"
 
 MSG
 # gthread: a slow upload occupies a thread, not a whole worker, and is never killed by the
