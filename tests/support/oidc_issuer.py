@@ -14,16 +14,29 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 
 class Issuer:
-    def __init__(self) -> None:
+    """`redirect_to`: discovery answers 302 there. `trickle`: discovery sends its body a byte at
+    a time until `release` is set (`trickling` is set once it has started)."""
+
+    def __init__(self, redirect_to: str | None = None, trickle: bool = False) -> None:
         self.keys: dict[str, rsa.RSAPrivateKey] = {}
         self.published: list[str] = []
         self.jwks_requests = 0
+        self.requests: list[str] = []
+        self.trickling = threading.Event()
+        self.release = threading.Event()
         self.rotate()
         issuer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                issuer.requests.append(self.path)
                 if self.path == "/.well-known/openid-configuration":
+                    if redirect_to:
+                        self.send_response(302)
+                        self.send_header("Location", redirect_to)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
                     body = {"issuer": issuer.url, "jwks_uri": f"{issuer.url}/jwks"}
                 elif self.path == "/jwks":
                     issuer.jwks_requests += 1
@@ -32,11 +45,28 @@ class Issuer:
                     self.send_error(404)
                     return
                 data = json.dumps(body).encode()
+                if trickle and self.path != "/jwks":
+                    data = data.ljust(4096)  # trailing whitespace: still the same JSON
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                if trickle and self.path != "/jwks":
+                    self._trickle(data)
+                else:
+                    self.wfile.write(data)
+
+            def _trickle(self, data: bytes) -> None:
+                issuer.trickling.set()
+                sent = 0
+                try:
+                    while sent < len(data) - 1 and not issuer.release.wait(0.2):
+                        self.wfile.write(data[sent : sent + 1])
+                        self.wfile.flush()
+                        sent += 1
+                    self.wfile.write(data[sent:])
+                except OSError:
+                    pass  # the registry gave up on us, as it should
 
             def log_message(self, *_args) -> None:
                 pass
@@ -85,4 +115,5 @@ class Issuer:
         return jwt.encode(payload, key or self.keys[kid], algorithm="RS256", headers={"kid": kid})
 
     def close(self) -> None:
+        self.release.set()
         self.httpd.shutdown()
