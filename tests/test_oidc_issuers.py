@@ -11,7 +11,7 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.support.oidc_issuer import Issuer
+from tests.support.oidc_issuer import Issuer, TLSFiles, self_signed
 from tests.support.server import free_port, make_server
 from tests.support.services import Backend
 
@@ -33,8 +33,18 @@ def unlisted_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def listed_server(tmp_path_factory):
-    env = {"CARGOHOLD_OIDC_ISSUERS": "http://127.0.0.1:*", "CARGOHOLD_OIDC_FETCH_TIMEOUT": "8"}
+def tls(tmp_path_factory) -> TLSFiles:
+    return self_signed(tmp_path_factory.mktemp("issuer-tls"))
+
+
+@pytest.fixture(scope="module")
+def listed_server(tmp_path_factory, tls):
+    env = {
+        "CARGOHOLD_OIDC_ISSUERS": "http://127.0.0.1:*, https://localhost:*",
+        "CARGOHOLD_OIDC_FETCH_TIMEOUT": "8",
+        # The test issuer's certificate is the only one this server trusts.
+        "SSL_CERT_FILE": str(tls.cert),
+    }
     srv, backend = serve(tmp_path_factory, "oidc-listed", env)
     yield srv
     srv.stop()
@@ -109,6 +119,15 @@ def test_a_policy_from_before_the_rules_fetches_nothing_private(unlisted_server,
     )
     assert exchange(unlisted_server, robot, issuer.token()).status_code == 401
     assert issuer.requests == []
+
+
+def test_an_https_issuer_on_a_listed_host(listed_server, issuers, tls):
+    issuer = issuers(tls=tls)
+    robot, r = trust(listed_server, issuer.url)
+    assert r.status_code == 201, r.text
+    r = exchange(listed_server, robot, issuer.token())
+    assert r.status_code == 200, r.text
+    assert r.json()["username"] == robot
 
 
 def test_redirects_to_another_origin_are_not_followed(listed_server, issuers):
