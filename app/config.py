@@ -84,6 +84,11 @@ class Settings:
     login_max_failures: int = 10
     login_max_failures_per_address: int = 50
     login_window: int = 900
+    # Issuers trust policies may name: issuer URLs or https host patterns, comma-separated.
+    # Empty: any https issuer on a public address. Private addresses only when listed.
+    oidc_issuers: str = ""
+    # Deadline for reading one of an issuer's documents (discovery, JWKS), seconds.
+    oidc_fetch_timeout: float = 5.0
     # S3 storage (CARGOHOLD_STORAGE=s3). Credentials come from the standard AWS chain.
     s3_bucket: str = ""
     s3_endpoint: str = ""

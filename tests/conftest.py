@@ -29,7 +29,9 @@ def require_tool(name: str) -> str:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory) -> Server:
     backend = Backend()
-    srv = make_server(tmp_path_factory.mktemp("registry"), extra_env=backend.env())
+    # The CI identity tests run their OIDC issuers on loopback, which must be listed.
+    env = {**backend.env(), "CARGOHOLD_OIDC_ISSUERS": "http://127.0.0.1:*"}
+    srv = make_server(tmp_path_factory.mktemp("registry"), extra_env=env)
     srv.start()
     yield srv
     srv.stop()

@@ -9,16 +9,15 @@ rotation works, but at most once per `REFETCH_AFTER` so forged key ids cannot ha
 from __future__ import annotations
 
 import fnmatch
-import json
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
-from urllib.parse import urlparse
 
 import jwt
 from sqlalchemy import select
 
+from app.access import issuer_fetch
+from app.access.issuer_fetch import FetchRefused, IssuerRules
 from app.errors import Invalid
 from app.models import TrustPolicy, User, db
 
@@ -26,74 +25,93 @@ ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
 CACHE_TTL = 600
 REFETCH_AFTER = 10
 LEEWAY = 60
-MAX_DOCUMENT = 512 * 1024
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 class OIDCError(Exception):
-    """Why an ID token was refused; safe to show to the caller."""
+    """Why an ID token was refused: for the log. Callers answer with one generic refusal, so a
+    trust policy cannot be used to probe which addresses and ports answer."""
 
 
 def check_issuer_url(url: str) -> str:
-    parsed = urlparse(url)
-    if parsed.scheme == "https" and parsed.hostname:
-        return url.rstrip("/")
-    # Plain HTTP only on loopback, where a test or a sidecar issuer lives.
-    if parsed.scheme == "http" and parsed.hostname in LOOPBACK:
-        return url.rstrip("/")
-    raise Invalid("the issuer must be an https:// URL")
+    """The issuer of a new trust policy, or Invalid: the fetch rules, without DNS."""
+    try:
+        issuer_fetch.check_url(url, issuer_fetch.rules(), resolve=False)
+    except FetchRefused as exc:
+        raise Invalid(f"issuer refused: {exc}") from None
+    return url.rstrip("/")
 
 
-def _fetch_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - scheme checked above
-        body = resp.read(MAX_DOCUMENT + 1)
-    if len(body) > MAX_DOCUMENT:
-        raise OIDCError(f"document at {url} is too large")
-    return json.loads(body)
+def _fetch_keys(issuer: str, rule: IssuerRules) -> dict[str, jwt.PyJWK]:
+    discovery = issuer_fetch.fetch_json(f"{issuer}/.well-known/openid-configuration", rule)
+    jwks_uri = discovery.get("jwks_uri")
+    if not isinstance(jwks_uri, str):
+        raise FetchRefused(f"the discovery document of {issuer} names no jwks_uri")
+    document = issuer_fetch.fetch_json(jwks_uri, rule)
+    keys: dict[str, jwt.PyJWK] = {}
+    found = document.get("keys")
+    for jwk in found if isinstance(found, list) else []:
+        if not isinstance(jwk, dict) or jwk.get("use", "sig") != "sig" or "kid" not in jwk:
+            continue
+        try:
+            keys[str(jwk["kid"])] = jwt.PyJWK(jwk)
+        except (jwt.PyJWKError, ValueError, TypeError):
+            continue
+    return keys
 
 
 @dataclass
 class _Keys:
     fetched_at: float = 0.0
     keys: dict[str, jwt.PyJWK] = field(default_factory=dict)
+    failure: str | None = None  # why the last fetch failed (its keys are the previous ones)
 
 
 class JWKSCache:
+    """Keys per issuer. The shared lock guards the dictionaries only and is never held across
+    the network: a fetch holds its own issuer's lock, so one tenant's slow issuer delays only
+    the logins that trust it, and concurrent logins of one issuer share one fetch."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._issuers: dict[str, _Keys] = {}
+        self._fetching: dict[str, threading.Lock] = {}
 
-    def _refresh(self, issuer: str) -> _Keys:
-        try:
-            discovery = _fetch_json(f"{issuer}/.well-known/openid-configuration")
-            jwks_uri = discovery["jwks_uri"]
-            check_issuer_url(jwks_uri)
-            document = _fetch_json(jwks_uri)
-        except (OSError, ValueError, KeyError, Invalid) as exc:
-            raise OIDCError(f"cannot read the issuer's keys: {exc}") from None
-        keys: dict[str, jwt.PyJWK] = {}
-        for jwk in document.get("keys", []):
-            if jwk.get("use", "sig") != "sig" or "kid" not in jwk:
-                continue
-            try:
-                keys[jwk["kid"]] = jwt.PyJWK(jwk)
-            except jwt.PyJWKError:
-                continue
-        entry = _Keys(time.monotonic(), keys)
-        self._issuers[issuer] = entry
-        return entry
-
-    def key(self, issuer: str, kid: str) -> jwt.PyJWK:
+    def _entry(self, issuer: str) -> _Keys | None:
         with self._lock:
-            entry = self._issuers.get(issuer)
-            now = time.monotonic()
-            if entry is None or now - entry.fetched_at > CACHE_TTL:
-                entry = self._refresh(issuer)
-            if kid not in entry.keys and now - entry.fetched_at > REFETCH_AFTER:
-                entry = self._refresh(issuer)
-            if kid not in entry.keys:
-                raise OIDCError(f"the issuer has no signing key {kid!r}")
-            return entry.keys[kid]
+            return self._issuers.get(issuer)
+
+    def _refresh(self, issuer: str, seen: _Keys | None, rule: IssuerRules) -> _Keys:
+        with self._lock:
+            fetching = self._fetching.setdefault(issuer, threading.Lock())
+        if not fetching.acquire(timeout=rule.timeout):
+            raise OIDCError(f"the keys of {issuer} are still being fetched by another login")
+        try:
+            current = self._entry(issuer)
+            if current is not seen:
+                return current  # fetched by another login while this one waited
+            try:
+                entry = _Keys(time.monotonic(), _fetch_keys(issuer, rule))
+            except FetchRefused as exc:
+                # Kept, so the issuer is not asked again at once; the keys known so far stay.
+                entry = _Keys(time.monotonic(), seen.keys if seen else {}, str(exc))
+            with self._lock:
+                self._issuers[issuer] = entry
+            return entry
+        finally:
+            fetching.release()
+
+    def key(self, issuer: str, kid: str, rule: IssuerRules) -> jwt.PyJWK:
+        entry = self._entry(issuer)
+        now = time.monotonic()
+        ttl = REFETCH_AFTER if entry is not None and entry.failure else CACHE_TTL
+        if entry is None or now - entry.fetched_at > ttl:
+            entry = self._refresh(issuer, entry, rule)
+        if kid not in entry.keys and time.monotonic() - entry.fetched_at > REFETCH_AFTER:
+            entry = self._refresh(issuer, entry, rule)
+        if kid not in entry.keys:
+            why = f" (cannot read its keys: {entry.failure})" if entry.failure else ""
+            raise OIDCError(f"the issuer has no signing key {kid!r}{why}")
+        return entry.keys[kid]
 
 
 CACHE = JWKSCache()
@@ -126,7 +144,7 @@ def verify(robot: User, id_token: str) -> tuple[TrustPolicy, dict]:
         raise OIDCError(f"no trust policy of {robot.username} accepts issuer {issuer!r}")
     if header.get("alg") not in ALGORITHMS:
         raise OIDCError(f"signature algorithm {header.get('alg')!r} is not accepted")
-    key = CACHE.key(issuer, str(header.get("kid", "")))
+    key = CACHE.key(issuer, str(header.get("kid", "")), issuer_fetch.rules())
     reasons = []
     for policy in candidates:
         try:

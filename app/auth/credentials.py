@@ -61,7 +61,7 @@ def _authenticate(username: str, password: str) -> Principal | None:
         try:
             oidc.verify(robot, password)
         except oidc.OIDCError as exc:
-            current_app.logger.info("OIDC login for %s refused: %s", robot.username, exc)
+            current_app.logger.warning("OIDC login for %s refused: %s", robot.username, exc)
             return None
         return principal_for(robot)
     key = _VERIFIED.key(username, password)
