@@ -9,7 +9,6 @@ rotation works, but at most once per `REFETCH_AFTER` so forged key ids cannot ha
 from __future__ import annotations
 
 import fnmatch
-import json
 import threading
 import time
 import urllib.request
@@ -20,6 +19,7 @@ import jwt
 from sqlalchemy import select
 
 from app.models import TrustPolicy, User, db
+from app.registry import limits
 
 ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
 CACHE_TTL = 600
@@ -48,7 +48,13 @@ def _fetch_json(url: str) -> dict:
         body = resp.read(MAX_DOCUMENT + 1)
     if len(body) > MAX_DOCUMENT:
         raise OIDCError(f"document at {url} is too large")
-    return json.loads(body)
+    try:
+        document = limits.loads(body)
+    except limits.InputRejected as exc:
+        raise OIDCError(f"document at {url} is refused: {exc}") from None
+    if not isinstance(document, dict):
+        raise OIDCError(f"document at {url} is not a JSON object")
+    return document
 
 
 @dataclass
