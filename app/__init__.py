@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, jsonify
 from flask_migrate import Migrate
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -100,3 +100,15 @@ def _register_outage_handlers(app: Flask) -> None:
     app.register_error_handler(OperationalError, unavailable)
     # Outside every blueprint, errors take the registry protocols' format.
     app.register_error_handler(CoreError, distribution_error)
+
+    def body_stalled(_exc: TimeoutError):
+        # The server's body timeout (app/http_worker.py): the client stopped sending. Whatever
+        # arrived of an upload is kept, as when a client disconnects.
+        app.logger.info("request body stalled; closing the connection")
+        db.session.rollback()
+        resp = jsonify({"errors": [{"code": "TIMEOUT", "message": "the request body stalled"}]})
+        resp.status_code = 408
+        resp.headers["Connection"] = "close"
+        return resp
+
+    app.register_error_handler(TimeoutError, body_stalled)

@@ -80,6 +80,11 @@ class Settings:
     max_manifest_bytes: int = 4 * 1024 * 1024
     # The largest JSON (or form) body the management API and PyPI's JSON endpoints read.
     max_json_bytes: int = 1024 * 1024
+    # Seconds a client has to send a request's headers (whole), and to make progress while
+    # sending a body or reading a response (each read or write), before the connection is
+    # closed: slow clients cannot hold the request threads (app/http_worker.py).
+    header_timeout: float = 20.0
+    body_timeout: float = 60.0
     # Failed logins allowed per account and per client address within the window (seconds).
     login_max_failures: int = 10
     login_max_failures_per_address: int = 50

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from flask import Flask, Response, current_app, jsonify, request, send_file
 
+from app import limits
 from app.digests import CHUNK
 from app.errors import (
     Conflict,
@@ -20,7 +21,6 @@ from app.errors import (
     Unavailable,
 )
 from app.models import db
-from app.registry import limits
 from app.registry.errors import MESSAGES, RegistryError
 from app.storage import BlobStore
 

@@ -31,8 +31,5 @@ Clients:  podman (apt-get install podman); helm, oras, crane: make tools, then
           export PATH="${CARGOHOLD_TOOLS:-$HOME/.cache/cargohold/tools}/bin:\$PATH"
 
 MSG
-# gthread: a slow upload occupies a thread, not a whole worker, and is never killed by the
-# worker timeout.
-exec "$VENV/bin/gunicorn" --bind "$addr" --worker-class gthread \
-  --workers "${CARGOHOLD_WORKERS:-2}" --threads "${CARGOHOLD_THREADS:-8}" \
-  --no-control-socket --access-logfile - wsgi:app
+# Workers, threads, timeouts and the address: gunicorn.conf.py, from CARGOHOLD_* variables.
+exec "$VENV/bin/gunicorn" -c gunicorn.conf.py wsgi:app

@@ -2,7 +2,7 @@
 
     blueprints (oci, pypi, api, auth, console) -> HTTP pieces (web, gate, auth.credentials,
     auth.tokens) -> core (registry -> access) -> ports (storage, identity, models) -> leaves
-    (errors, digests, config, caching, filemodes)
+    (errors, digests, config, caching, filemodes, limits)
 
 The app factory (`app/__init__.py`) and the CLI assemble everything and may import anything.
 """
@@ -21,7 +21,7 @@ from app.models import Organisation, db
 
 APP = Path(__file__).resolve().parent.parent / "app"
 
-LEAVES = ("app.errors", "app.digests", "app.config", "app.caching", "app.filemodes")
+LEAVES = ("app.errors", "app.digests", "app.config", "app.caching", "app.filemodes", "app.limits")
 PORTS = ("app.storage", "app.identity", "app.models")
 CORE = ("app.registry", "app.access")
 HTTP = ("app.web", "app.gate", "app.auth.credentials", "app.auth.tokens")

@@ -213,3 +213,33 @@ def test_yank_reason_nested_and_huge(server, quiet_log, tmp_path):
         assert "JSON" in r.json()["error"], r.text[:300]
     r = requests.post(url, json={"reason": "still works"}, auth=auth)
     assert r.status_code == 200, r.text
+
+
+# ---- documents fetched from CI issuers ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("document", [nested(DEEP), '{"keys": ' + HUGE + "}", "[]"])
+def test_issuer_documents_are_parsed_bounded(document):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from app.access import oidc
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            data = document.encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *_args) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(oidc.OIDCError):
+            oidc._fetch_json(f"http://127.0.0.1:{httpd.server_port}/jwks")
+    finally:
+        httpd.shutdown()

@@ -170,14 +170,14 @@ def test_foreign_layers_are_recognised():
     ],
 )
 def test_bounded_json_refuses(data, phrase):
-    from app.registry import limits
+    from app import limits
 
     with pytest.raises(limits.InputRejected, match=phrase):
         limits.loads(data)
 
 
 def test_bounded_json_ignores_brackets_inside_strings():
-    from app.registry import limits
+    from app import limits
 
     text = '{"a\\"[[[": ["' + "[" * 1000 + '\\\\", {"b": 9223372036854775807}]}'
     assert limits.loads(text) == {'a"[[[': ["[" * 1000 + "\\", {"b": 2**63 - 1}]}
@@ -186,7 +186,7 @@ def test_bounded_json_ignores_brackets_inside_strings():
 
 @pytest.mark.parametrize("value", ["²", "٣", "-1", "+1", " 1", "1 ", "", "1" * 20, "0x10"])
 def test_bounded_count_refuses(value):
-    from app.registry import limits
+    from app import limits
 
     with pytest.raises(limits.InputRejected):
         limits.parse_count(value, "n")
@@ -195,7 +195,7 @@ def test_bounded_count_refuses(value):
 def test_bounded_read_stops_at_the_limit():
     import io
 
-    from app.registry import limits
+    from app import limits
 
     assert limits.read_bounded(io.BytesIO(b"x" * 10).read, 10) == b"x" * 10
     stream = io.BytesIO(b"x" * 1000)

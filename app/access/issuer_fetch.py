@@ -18,7 +18,6 @@ import contextlib
 import fnmatch
 import http.client
 import ipaddress
-import json
 import socket
 import ssl
 import threading
@@ -27,6 +26,8 @@ from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 from flask import current_app
+
+from app import limits
 
 MAX_DOCUMENT = 64 * 1024
 MAX_REDIRECTS = 3
@@ -205,9 +206,9 @@ def fetch_json(url: str, rule: IssuerRules) -> dict:
         if status != 200:
             raise FetchRefused(f"{url} answered {status}")
         try:
-            document = json.loads(body)
-        except (ValueError, RecursionError) as exc:
-            raise FetchRefused(f"{url}: not JSON ({exc.__class__.__name__})") from None
+            document = limits.loads(body)
+        except limits.InputRejected as exc:
+            raise FetchRefused(f"{url}: refused ({exc})") from None
         if not isinstance(document, dict):
             raise FetchRefused(f"{url}: not a JSON object")
         return document

@@ -7,8 +7,10 @@ gigabytes. Every refusal raises a PyPIError whose message says what was wrong.
 
 from __future__ import annotations
 
+import gzip
 import posixpath
 import re
+import struct
 import tarfile
 import zipfile
 import zlib
@@ -42,6 +44,11 @@ MAX_METADATA = 8 * 1024 * 1024
 BOMB_MIN_SIZE = 64 * 1024 * 1024
 BOMB_RATIO = 50
 MAX_UNPACKED = 8 * 1024 * 1024 * 1024
+# Archive metadata is read whole by tarfile and zipfile, so its size is checked first: a GNU
+# long name or pax header of a few hundred MiB costs only kilobytes of gzip.
+MAX_TAR_HEADER_DATA = 64 * 1024
+MAX_TAR_HEADERS_PER_MEMBER = 8
+MAX_ZIP_CENTRAL_DIRECTORY = 16 * 1024 * 1024
 ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 _CHUNK = 1024 * 1024
 
@@ -122,6 +129,7 @@ def wheel_metadata(f: BinaryIO, size: int, dist: DistFilename) -> bytes:
     if not zipfile.is_zipfile(f):
         raise bad_request(f"Invalid distribution file: {dist.filename} is not a zip archive")
     try:
+        _check_central_directory(f)
         with zipfile.ZipFile(f) as zf:
             infos = zf.infolist()
             _check_zip_members(infos, size)
@@ -139,6 +147,36 @@ def wheel_metadata(f: BinaryIO, size: int, dist: DistFilename) -> bytes:
     if len(data) > MAX_METADATA:
         raise bad_request("Invalid distribution file: METADATA is too large")
     return data
+
+
+def _check_central_directory(f: BinaryIO) -> None:
+    """Count the central directory's entries before zipfile builds an object for each: its
+    declared size is bounded, then entries are walked a chunk at a time."""
+    f.seek(0)
+    end = zipfile._EndRecData(f)  # the end record, zip64 included, as ZipFile itself finds it
+    if end is None:
+        raise zipfile.BadZipFile("no end of central directory record")
+    size_cd = end[zipfile._ECD_SIZE]
+    location = end[zipfile._ECD_LOCATION]
+    if end[zipfile._ECD_SIGNATURE] == zipfile.stringEndArchive64:
+        location -= zipfile.sizeEndCentDir64 + zipfile.sizeEndCentDir64Locator
+    if size_cd > MAX_ZIP_CENTRAL_DIRECTORY:
+        raise bad_request("Invalid distribution file: the zip central directory is too large")
+    start = location - size_cd
+    if start < 0:
+        raise zipfile.BadZipFile("central directory starts before the file")
+    f.seek(start)
+    directory = f.read(size_cd)  # bounded just above
+    pos = entries = 0
+    while pos + 46 <= len(directory):
+        if directory[pos : pos + 4] != zipfile.stringCentralDir:
+            break  # zipfile reports the damage
+        entries += 1
+        if entries > MAX_MEMBERS:
+            raise bad_request("Invalid distribution file: too many archive members")
+        name_len, extra_len, comment_len = struct.unpack_from("<HHH", directory, pos + 28)
+        pos += 46 + name_len + extra_len + comment_len
+    f.seek(0)
 
 
 def _check_zip_members(infos: list[zipfile.ZipInfo], size: int) -> None:
@@ -198,6 +236,36 @@ class _CountingReader:
         return data
 
 
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A TarInfo that checks what an extended header declares before tarfile reads it whole
+    (GNU long names and links, pax headers), allows a few of them per member, and refuses
+    sparse members, whose maps tarfile reads without any bound."""
+
+    def _extended_header(self, tf: tarfile.TarFile) -> None:
+        if self.size > MAX_TAR_HEADER_DATA:
+            raise bad_request(
+                f"Invalid distribution file: an extended tar header declares {self.size} bytes "
+                f"(at most {MAX_TAR_HEADER_DATA})"
+            )
+        count = getattr(tf, "extended_headers", 0) + 1
+        if count > MAX_TAR_HEADERS_PER_MEMBER:
+            raise bad_request("Invalid distribution file: too many extended tar headers")
+        tf.extended_headers = count  # type: ignore[attr-defined]
+
+    def _proc_gnulong(self, tarfile):
+        self._extended_header(tarfile)
+        return super()._proc_gnulong(tarfile)
+
+    def _proc_pax(self, tarfile):
+        self._extended_header(tarfile)
+        return super()._proc_pax(tarfile)
+
+    def _refuse_sparse(self, *_args):
+        raise bad_request("Invalid distribution file: sparse tar members are not accepted")
+
+    _proc_sparse = _proc_gnusparse_00 = _proc_gnusparse_01 = _proc_gnusparse_10 = _refuse_sparse
+
+
 def sdist_metadata(f: BinaryIO, size: int, dist: DistFilename) -> bytes:
     """Check a .tar.gz sdist member by member; return its top-level PKG-INFO."""
     f.seek(0)
@@ -209,8 +277,17 @@ def sdist_metadata(f: BinaryIO, size: int, dist: DistFilename) -> bytes:
     tops: set[str] = set()
     members = 0
     try:
-        with tarfile.open(fileobj=reader, mode="r|gz") as tf:  # type: ignore[call-overload]
+        # gzip, not tarfile's "r|gz", inflates: it never returns more than was asked for, where
+        # tarfile inflates each compressed record whole (10 KiB of zeros become 10 MiB).
+        with (
+            gzip.GzipFile(fileobj=reader, mode="rb") as inflated,
+            tarfile.open(  # type: ignore[call-overload]
+                fileobj=inflated, mode="r|", tarinfo=_BoundedTarInfo
+            ) as tf,
+        ):
             for member in tf:
+                tf.extended_headers = 0  # type: ignore[attr-defined]
+                tf.members = []  # the loop keeps what it needs; tarfile need not keep them all
                 members += 1
                 if members > MAX_MEMBERS:
                     raise bad_request("Invalid distribution file: too many archive members")
@@ -224,7 +301,7 @@ def sdist_metadata(f: BinaryIO, size: int, dist: DistFilename) -> bytes:
                         raise bad_request("Invalid distribution file: PKG-INFO is too large")
                     extracted = tf.extractfile(member)
                     found[parts[0]] = extracted.read() if extracted else b""
-    except (tarfile.TarError, zlib.error, EOFError, OSError) as exc:
+    except (tarfile.TarError, zlib.error, EOFError, OSError, RecursionError, ValueError) as exc:
         raise bad_request(f"Invalid distribution file: corrupt tar.gz archive ({exc})") from None
     matching = [d for d in found if _matches(d, dist)]
     if not matching:

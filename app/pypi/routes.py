@@ -13,6 +13,7 @@ from datetime import UTC
 
 from flask import Blueprint, Response, current_app, jsonify, redirect, request, url_for
 
+from app import limits
 from app.access import RegistryResource
 from app.access.policy import find_registry
 from app.auth.credentials import current_caller
@@ -24,7 +25,6 @@ from app.pypi import cli, simple, store
 from app.pypi.errors import bad_request, not_found
 from app.pypi.form import read_upload
 from app.pypi.names import normalize, repository
-from app.registry import limits
 from app.web import BASIC_CHALLENGE, drain_request_body, read_json_body, send_blob
 
 bp = Blueprint("pypi", __name__, url_prefix="/api/v1/<org>/<registry>/python", cli_group="python")

@@ -89,22 +89,16 @@ class Server:
         self.log_path = self.data_dir / "server.log"
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child process owns it
         self.proc = subprocess.Popen(
-            [
-                str(BIN / "gunicorn"),
-                "--bind",
-                self.host,
-                "--worker-class",
-                "gthread",
-                "--workers",
-                str(workers),
-                "--threads",
-                "8",
-                # Several servers run at once in tests; they must not share one control socket.
-                "--no-control-socket",
-                "wsgi:app",
-            ],
+            # Served exactly as `make run` and containers serve it.
+            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
             cwd=ROOT,
-            env=self.env,
+            env={
+                "CARGOHOLD_ACCESS_LOG": "",
+                **self.env,
+                "CARGOHOLD_HOST": "127.0.0.1",
+                "CARGOHOLD_PORT": str(self.port),
+                "CARGOHOLD_WORKERS": str(workers),
+            },
             stdout=log,
             stderr=subprocess.STDOUT,
         )

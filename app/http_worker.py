@@ -1,0 +1,137 @@
+"""The gunicorn worker Cargohold is served with: gthread, but a request gets a thread only once
+its headers have arrived.
+
+gunicorn's gthread worker hands each readable connection to a thread, which then reads the
+request line and headers blocking: twenty clients sending one header line every two seconds
+hold twenty threads, and every other request waits. Here the worker's event loop reads the
+header block itself, without blocking, under one deadline per request (`header_timeout`, from
+the first byte wanted to the blank line); a connection that misses it gets 408 and is closed.
+A complete header block goes to a thread with the bytes already read, and from then on every
+socket read or write of that request waits at most `body_timeout` for progress, so a client
+that stops sending its body (or reading the response) releases its thread.
+
+Why not gevent: SQLite, the embedded default, blocks the whole event loop inside its C calls,
+and a greenlet waiting on SQLite's busy timeout while another greenlet of the same worker holds
+the write lock would wait the full timeout. Why not a proxy in front: one more process to run
+in every deployment, test and container, and every blob byte copied once more.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import selectors
+import time
+from collections import deque
+from functools import partial
+
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+from app.config import Settings
+
+# Large enough for any real header block (tokens included), small enough to hold per connection.
+MAX_HEAD = 64 * 1024
+_END = b"\r\n\r\n"
+_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"Connection: close\r\nContent-Length: 0\r\n\r\n"
+)
+
+
+class HeaderFirstWorker(ThreadWorker):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        settings = Settings.from_env()
+        self.header_timeout = settings.header_timeout
+        self.body_timeout = settings.body_timeout
+        self.reading_heads: deque[TConn] = deque()  # ordered by deadline
+
+    # ---- the event loop: connections whose headers have not all arrived -----------------------
+
+    def accept(self, listener) -> None:
+        try:
+            client_sock, client_addr = listener.accept()
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        conn = TConn(self.cfg, client_sock, client_addr, listener.getsockname())
+        if self.cfg.is_ssl:
+            # The event loop cannot read a TLS header block; TLS ends in front of Cargohold.
+            client_sock.setblocking(True)
+            self.enqueue_req(conn)
+            return
+        self._read_head(conn)
+
+    def on_client_socket_readable(self, conn: TConn, client) -> None:
+        """A kept-alive connection's next request: its headers are read here too."""
+        self.poller.unregister(client)
+        self.keepalived_conns.remove(conn)
+        self._read_head(conn)
+
+    def _read_head(self, conn: TConn) -> None:
+        conn.head = bytearray()
+        conn.head_deadline = time.monotonic() + self.header_timeout
+        self.reading_heads.append(conn)
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_head_readable, conn))
+
+    def _on_head_readable(self, conn: TConn, _client) -> None:
+        try:
+            data = conn.sock.recv(MAX_HEAD)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(conn)
+            return
+        seen = len(conn.head)
+        conn.head += data
+        if conn.head.find(_END, max(0, seen - 3)) >= 0:
+            self._stop_reading(conn)
+            conn.prefetched, conn.head = bytes(conn.head), None
+            conn.data_ready = True
+            self.enqueue_req(conn)
+        elif len(conn.head) > MAX_HEAD:
+            self._drop(conn, _TOO_LARGE)
+
+    def _stop_reading(self, conn: TConn) -> None:
+        self.poller.unregister(conn.sock)
+        self.reading_heads.remove(conn)
+
+    def _drop(self, conn: TConn, answer: bytes | None = None) -> None:
+        self._stop_reading(conn)
+        self._close(conn, answer)
+
+    def _close(self, conn: TConn, answer: bytes | None) -> None:
+        if answer:
+            with contextlib.suppress(OSError):
+                conn.sock.send(answer)  # best effort: the socket is non-blocking
+        self.nr_conns -= 1
+        conn.close()
+
+    def murder_pending(self) -> None:
+        super().murder_pending()
+        now = time.monotonic()
+        while self.reading_heads and self.reading_heads[0].head_deadline <= now:
+            conn = self.reading_heads.popleft()
+            self.poller.unregister(conn.sock)
+            self._close(conn, _TIMEOUT)
+
+    # ---- the threads: one request whose headers are here -------------------------------------
+
+    def handle(self, conn: TConn):
+        head = getattr(conn, "prefetched", None)
+        if head is not None:
+            conn.prefetched = None
+            conn.sock.setblocking(True)
+            conn.init()
+            conn.parser.unreader.unread(head)
+        return super().handle(conn)
+
+    def handle_request(self, req, conn: TConn):
+        # Every read of the body and write of the response waits this long for progress.
+        conn.sock.settimeout(self.body_timeout)
+        return super().handle_request(req, conn)

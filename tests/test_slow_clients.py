@@ -1,0 +1,118 @@
+"""Slow and idle connections cannot hold the request threads, and are dropped after the header
+and body timeouts. The bounds here are correctness bounds, far above any normal answer time."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+
+import pytest
+import requests
+
+from tests.support.client import OCIClient
+from tests.support.server import make_server
+
+SLOW = 40
+HEADER_TIMEOUT = 6
+
+
+@pytest.fixture(scope="module")
+def small_server(tmp_path_factory):
+    """Two workers of eight threads (the default), with short header and body timeouts."""
+    srv = make_server(
+        tmp_path_factory.mktemp("slow"),
+        extra_env={
+            "CARGOHOLD_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
+            "CARGOHOLD_BODY_TIMEOUT": "4",
+            "CARGOHOLD_THREADS": "8",
+        },
+    )
+    srv.start(workers=2)
+    yield srv
+    srv.stop()
+
+
+def _connect(server) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", server.port), timeout=60)
+
+
+def _closed_by_server(sock: socket.socket) -> bytes:
+    """What the server sends before closing (a 408, or nothing); fails if it never closes."""
+    received = b""
+    try:
+        while chunk := sock.recv(4096):  # a socket.timeout (60 s) here fails the test
+            received += chunk
+    except ConnectionResetError:
+        pass  # closed with some of what the client sent unread
+    return received
+
+
+def test_slow_headers_do_not_starve_fresh_requests(small_server):
+    slow = [_connect(small_server) for _ in range(SLOW)]
+    idle = [_connect(small_server) for _ in range(5)]
+    for sock in slow:
+        sock.sendall(b"GET /v2/ HTTP/1.1\r\nHost: cargohold\r\n")
+    stop = threading.Event()
+
+    def trickle():
+        # One header line every 2 s on each connection, as a slowloris client does.
+        while not stop.wait(2):
+            for sock in slow:
+                with contextlib.suppress(OSError):
+                    sock.sendall(b"X-Slow: 1\r\n")
+
+    feeder = threading.Thread(target=trickle, daemon=True)
+    feeder.start()
+    try:
+        for _ in range(4):
+            stop.wait(1)
+            # With threads reading headers, this waited for as long as the slow clients did.
+            r = requests.get(f"{small_server.url}/v2/", timeout=5)
+            assert r.status_code == 401
+        admin = OCIClient(small_server.url, "admin", small_server.admin_password)
+        digest, _ = admin.push_image("acme/main/app", "v1", [b"layer"])
+        assert admin.request("GET", f"/v2/acme/main/app/manifests/{digest}").status_code == 200
+
+        # Past the header timeout every slow connection is answered 408 and closed, even
+        # though each kept sending; an idle one is closed too.
+        for sock in slow:
+            answer = _closed_by_server(sock)
+            assert answer == b"" or answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        for sock in idle:
+            answer = _closed_by_server(sock)
+            assert answer == b"" or answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    finally:
+        stop.set()
+        feeder.join()
+        for sock in slow + idle:
+            sock.close()
+
+
+def test_stalled_body_is_dropped_and_its_thread_released(small_server):
+    admin = OCIClient(small_server.url, "admin", small_server.admin_password)
+    r = admin.request("POST", "/v2/acme/main/stall/blobs/uploads/")
+    assert r.status_code == 202, r.text
+    token = admin.tokens["/v2/acme/main/stall/blobs/uploads/"]
+    location = r.headers["Location"]
+    stalled = []
+    for _ in range(20):
+        sock = _connect(small_server)
+        sock.sendall(
+            f"PATCH {location} HTTP/1.1\r\nHost: cargohold\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Type: application/octet-stream\r\n"
+            "Content-Length: 1000\r\n\r\n0123456789".encode()
+        )
+        stalled.append(sock)
+    try:
+        # Twenty stalled bodies are more than the sixteen threads: they are dropped after the
+        # body timeout, and the server answers again.
+        for sock in stalled:
+            answer = _closed_by_server(sock)
+            assert answer == b"" or b" 408 " in answer.split(b"\r\n", 1)[0], answer[:200]
+        assert requests.get(f"{small_server.url}/v2/", timeout=30).status_code == 401
+    finally:
+        for sock in stalled:
+            sock.close()
+    log = small_server.log_path.read_text()
+    assert "Traceback" not in log, log[-3000:]
