@@ -158,8 +158,9 @@ def decide(caller: Caller, action: str | None, target: Target) -> None:
         return
     if allowed and caller.access is not None and target.scope:
         # Held by role but not in this token: the client fetches a wider one.
+        what = f"{action} on {target.label}" if action else target.label
         raise Unauthenticated(
-            f"token does not grant {action} on {target.label}",
+            f"token does not grant {what}",
             scope=target.scope,
             error="insufficient_scope",
         )
