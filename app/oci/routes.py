@@ -9,12 +9,13 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from app import limits
 from app.auth.credentials import current_caller
 from app.digests import CHUNK
 from app.errors import CoreError
 from app.gate import KINDS, Target, dispatches, kind, permits, requires
 from app.models import db
-from app.registry import blobs, catalog, limits, manifest_store, repositories, uploads
+from app.registry import blobs, catalog, manifest_store, repositories, uploads
 from app.registry.errors import RegistryError
 from app.registry.manifests import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX
 from app.registry.names import RepoName, parse_repository
