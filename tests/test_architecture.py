@@ -22,6 +22,8 @@ from app.models import Organisation, db
 APP = Path(__file__).resolve().parent.parent / "app"
 
 LEAVES = ("app.errors", "app.digests", "app.config", "app.caching", "app.filemodes", "app.limits")
+# The HTTP server's own pieces (gunicorn's worker, log filters): they see settings, not the app.
+SERVER = ("app.http_worker", "app.logfilters")
 PORTS = ("app.storage", "app.identity", "app.models")
 CORE = ("app.registry", "app.access")
 HTTP = ("app.web", "app.gate", "app.auth.credentials", "app.auth.tokens")
@@ -39,7 +41,7 @@ def allowed_targets(module: str) -> tuple[str, ...] | None:
     """The prefixes a module may import from; None: anything (the composition roots)."""
     if module == "app" or _within(module, ("app.cli",)):
         return None
-    if _within(module, LEAVES):
+    if _within(module, LEAVES + SERVER):
         return LEAVES
     if _within(module, PORTS):
         return LEAVES + PORTS
