@@ -47,6 +47,31 @@ class Settings:
     # Blob GETs answer 307 to a presigned URL, so bytes flow from the store, not through us.
     s3_redirect: bool = True
     s3_presign_ttl: int = 300
+    # Password for CARGOHOLD_DATABASE_URL, kept apart so a secret store can inject it alone.
+    database_password: str = ""
+    # Operations: log format (text or json), proxy hops to trust, /metrics bearer token.
+    log_format: str = "text"
+    trusted_proxies: int = 0
+    metrics_token: str = ""
+    # Who vouches for passwords: "local" (argon2 hashes here) or "cognito" (an AWS user pool).
+    identity: str = "local"
+    cognito_user_pool_id: str = ""
+    cognito_client_id: str = ""
+    cognito_client_secret: str = ""
+    cognito_region: str = ""
+    cognito_endpoint: str = ""
+    cognito_admin_group: str = ""
+    # The sign-up worker (python -m worker): the queue the Cognito trigger publishes to.
+    signup_queue_url: str = ""
+    sqs_endpoint: str = ""
+    # Personal organisation for new users: "always", "uninvited" (only when no invitation was
+    # accepted) or "never"; and the registry made in it ("" for none).
+    signup_personal_org: str = "uninvited"
+    signup_registry: str = "main"
+    worker_batch: int = 10
+    worker_wait: int = 20
+    worker_visibility: int = 60
+    worker_retry_delay: int = 30
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -75,6 +100,25 @@ class Settings:
             login_max_failures=int(_env("LOGIN_MAX_FAILURES", "10")),
             login_max_failures_per_address=int(_env("LOGIN_MAX_FAILURES_PER_ADDRESS", "50")),
             login_window=int(_env("LOGIN_WINDOW", "900")),
+            database_password=_env("DATABASE_PASSWORD", ""),
+            log_format=_env("LOG_FORMAT", "text").strip().lower(),
+            trusted_proxies=int(_env("TRUSTED_PROXIES", "0")),
+            metrics_token=_env("METRICS_TOKEN", ""),
+            identity=_env("IDENTITY", "local").strip().lower(),
+            cognito_user_pool_id=_env("COGNITO_USER_POOL_ID", ""),
+            cognito_client_id=_env("COGNITO_CLIENT_ID", ""),
+            cognito_client_secret=_env("COGNITO_CLIENT_SECRET", ""),
+            cognito_region=_env("COGNITO_REGION", ""),
+            cognito_endpoint=_env("COGNITO_ENDPOINT", "").rstrip("/"),
+            cognito_admin_group=_env("COGNITO_ADMIN_GROUP", ""),
+            signup_queue_url=_env("SIGNUP_QUEUE_URL", ""),
+            sqs_endpoint=_env("SQS_ENDPOINT", "").rstrip("/"),
+            signup_personal_org=_env("SIGNUP_PERSONAL_ORG", "uninvited").strip().lower(),
+            signup_registry=_env("SIGNUP_REGISTRY", "main"),
+            worker_batch=int(_env("WORKER_BATCH", "10")),
+            worker_wait=int(_env("WORKER_WAIT", "20")),
+            worker_visibility=int(_env("WORKER_VISIBILITY", "60")),
+            worker_retry_delay=int(_env("WORKER_RETRY_DELAY", "30")),
         )
 
     def resolved_database_url(self) -> str:
@@ -82,7 +126,12 @@ class Settings:
         # The usual spelling means psycopg2 to SQLAlchemy; psycopg 3 is what is installed.
         for plain in ("postgresql://", "postgres://"):
             if url.startswith(plain):
-                return "postgresql+psycopg://" + url[len(plain) :]
+                url = "postgresql+psycopg://" + url[len(plain) :]
+        if self.database_password:
+            from sqlalchemy.engine import make_url
+
+            # make_url quotes whatever characters a generated password holds.
+            url = make_url(url).set(password=self.database_password).render_as_string(False)
         return url
 
     def resolved_token_key(self) -> str:

@@ -7,6 +7,7 @@ from datetime import timedelta
 from sqlalchemy import delete, func, select
 
 from app.access.policy import find_org, find_registry
+from app.identity import check_username
 from app.identity.local import LocalIdentity
 from app.models import (
     AccessToken,
@@ -29,9 +30,7 @@ def find_user(username: str) -> User | None:
 
 
 def create_user(username: str, password: str, site_admin: bool = False) -> User:
-    if not username or len(username) > 64 or ":" in username or "+" in username:
-        # '+' is how robot names are told apart from people's.
-        raise ValueError("usernames are 1 to 64 characters and contain no ':' or '+'")
+    check_username(username)
     if find_user(username):
         raise ValueError(f"user {username!r} already exists")
     user = User(username=username, is_site_admin=site_admin)

@@ -11,3 +11,14 @@ class IdentityProvider(Protocol):
     def authenticate(self, username: str, password: str) -> User | None: ...
 
     def set_password(self, user: User, password: str) -> None: ...
+
+
+class IdentityUnavailable(Exception):
+    """The service that checks passwords could not answer; the client may retry."""
+
+
+def check_username(username: str) -> str:
+    if not username or len(username) > 64 or ":" in username or "+" in username:
+        # ':' ends a Basic username; '+' is how robot names are told apart from people's.
+        raise ValueError("usernames are 1 to 64 characters and contain no ':' or '+'")
+    return username

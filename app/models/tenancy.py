@@ -25,6 +25,8 @@ class User(db.Model):
     # authenticate with their own access tokens or through a trust policy.
     robot_org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
     description: Mapped[str | None] = mapped_column(String(255))
+    # The Cognito user pool's `sub` for users whose password Cognito checks; None for local ones.
+    cognito_sub: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
 
     @property
     def is_robot(self) -> bool:
