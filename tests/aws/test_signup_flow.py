@@ -46,8 +46,9 @@ def queues(moto):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, pool):
     backend = Backend()
+    # The backend's S3 keys win: moto takes any, SeaweedFS only its own.
     srv = make_server(
-        tmp_path_factory.mktemp("cognito-registry"), {**backend.env(), **pool.server_env()}
+        tmp_path_factory.mktemp("cognito-registry"), {**pool.server_env(), **backend.env()}
     )
     srv.start()
     yield srv
