@@ -25,9 +25,10 @@ locals {
   }
 }
 
+# Keyed by name alone: for_each may not take the (sensitive) values.
 resource "aws_secretsmanager_secret" "app" {
   #checkov:skip=CKV2_AWS_57:These are keys Cargohold itself holds (token signing key, metrics token, break-glass password, app client secret); no rotation Lambda can change them in step with the app. Rotate by tainting the random_password and redeploying.
-  for_each                = local.generated_secrets
+  for_each                = toset(["token-key", "metrics-token", "admin-password", "cognito-client-secret"])
   name_prefix             = "${var.name}/${each.key}-"
   description             = "Cargohold ${each.key}"
   kms_key_id              = aws_kms_key.main.arn
@@ -35,7 +36,7 @@ resource "aws_secretsmanager_secret" "app" {
 }
 
 resource "aws_secretsmanager_secret_version" "app" {
-  for_each      = local.generated_secrets
-  secret_id     = aws_secretsmanager_secret.app[each.key].id
-  secret_string = each.value
+  for_each      = aws_secretsmanager_secret.app
+  secret_id     = each.value.id
+  secret_string = local.generated_secrets[each.key]
 }
