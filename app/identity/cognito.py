@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import logging
+import secrets
 import threading
 import time
 import urllib.request
@@ -165,6 +166,8 @@ class CognitoIdentity:
         self._lock = threading.Lock()
         self._clients: dict[bool, object] = {}
         self._verified: dict[str, tuple[float, str]] = {}
+        # Keys of the verified-password cache are HMACs under a key no one else ever sees.
+        self._cache_secret = secrets.token_bytes(32)
 
     # ---- AWS --------------------------------------------------------------------------------
 
@@ -291,8 +294,8 @@ class CognitoIdentity:
     # ---- the IdentityProvider port ----------------------------------------------------------
 
     def _cache_key(self, username: str, password: str) -> str:
-        key = f"{self.pool_id}\0{self.client_id}".encode()
-        return hmac.new(key, f"{username}\0{password}".encode(), hashlib.sha256).hexdigest()
+        message = f"{username}\0{password}".encode()
+        return hmac.new(self._cache_secret, message, hashlib.sha256).hexdigest()
 
     def _recent(self, key: str) -> str | None:
         with self._lock:

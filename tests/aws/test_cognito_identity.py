@@ -71,6 +71,18 @@ def test_a_wrong_password_or_unknown_user_is_refused(identity, pool):
     assert db.session.query(User).filter_by(username=username).count() == 0
 
 
+def test_a_verified_password_is_remembered_briefly(app, identity, pool):
+    # pip and twine send the password with every request: one pool round trip per minute.
+    username, _ = signed_up(pool)
+    user = identity.authenticate(username, PASSWORD)
+    pool.cognito.admin_disable_user(UserPoolId=pool.pool_id, Username=username)
+    assert identity.authenticate(username, PASSWORD).id == user.id  # from memory
+    assert identity.authenticate(username, "Other-passw0rd-1") is None
+    # A replica that has not seen the password asks the pool, which now refuses.
+    fresh = CognitoIdentity(app.extensions["cargohold.settings"])
+    assert fresh.authenticate(username, PASSWORD) is None
+
+
 def test_the_admin_group_makes_a_site_administrator_and_leaving_it_unmakes(identity, pool):
     username, _ = signed_up(pool)
     pool.cognito.admin_add_user_to_group(
