@@ -204,3 +204,23 @@ def test_a_password_login_made_before_the_worker_links_the_user(server, pool):
     r = requests.get(f"{server.url}/api/v1/user", auth=(username, PASSWORD), timeout=30)
     assert r.status_code == 200, r.text
     assert server.sql("SELECT username FROM users WHERE cognito_sub = ?", sub) == [(username,)]
+
+
+def test_with_the_pool_unreachable_logins_are_503_and_break_glass_still_works(
+    tmp_path, pool, signed_up
+):
+    from tests.support.server import free_port
+
+    username, _ = signed_up
+    env = {**pool.server_env(), "CARGOHOLD_COGNITO_ENDPOINT": f"http://127.0.0.1:{free_port()}"}
+    srv = make_server(tmp_path / "registry", env)
+    srv.start()
+    try:
+        r = requests.get(f"{srv.url}/api/v1/user", auth=(username, PASSWORD), timeout=30)
+        assert r.status_code == 503 and r.headers["Retry-After"]
+        token = pool.tokens(username, PASSWORD)["IdToken"]
+        assert bearer(srv, token).status_code == 503  # the pool's keys cannot be read
+        r = requests.get(f"{srv.url}/api/v1/user", auth=("admin", srv.admin_password), timeout=30)
+        assert r.status_code == 200
+    finally:
+        srv.stop()

@@ -255,13 +255,13 @@ def test_slow_work_keeps_its_message_hidden(app, moto, pool, queues):
 
     def before(_message):
         # Longer than the visibility timeout: only the heartbeats keep it hidden.
-        time.sleep(5)
+        time.sleep(7)
         answer = moto.client("sqs").receive_message(
             QueueUrl=queues.url, MaxNumberOfMessages=10, WaitTimeSeconds=0
         )
         seen_meanwhile.append(len(answer.get("Messages", [])))
 
-    make_worker(app, moto, queues, visibility=2, before=before).poll()
+    make_worker(app, moto, queues, visibility=3, before=before).poll()
     assert seen_meanwhile == [0]
     assert len(users_with(message["sub"])) == 1
     assert queue_depth(moto, queues.url) == 0
