@@ -2,7 +2,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 
-.PHONY: run test lint format tools services bench bench-backends install
+.PHONY: run test lint format tools services bench bench-backends install lambda
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ run: install
 tools:
 	scripts/install-tools.sh
 
+# The Cognito sign-up trigger, as the zip terraform/lambda.tf deploys (deterministic).
+lambda: install
+	$(VENV)/bin/python scripts/build_lambda.py build/lambda_signup.zip
+
 services: install
 	scripts/services.sh start
 
@@ -26,11 +30,11 @@ test: install tools
 	CARGOHOLD_START_SERVICES=1 scripts/test.sh
 
 lint: install
-	$(VENV)/bin/ruff check app tests bench wsgi.py gunicorn.conf.py
-	$(VENV)/bin/ruff format --check app tests bench wsgi.py gunicorn.conf.py
+	$(VENV)/bin/ruff check app worker lambda_signup scripts tests bench wsgi.py gunicorn.conf.py
+	$(VENV)/bin/ruff format --check app worker lambda_signup scripts tests bench wsgi.py gunicorn.conf.py
 
 format: install
-	$(VENV)/bin/ruff format app tests bench wsgi.py gunicorn.conf.py
+	$(VENV)/bin/ruff format app worker lambda_signup scripts tests bench wsgi.py gunicorn.conf.py
 
 # Cargohold side by side with Distribution, pypiserver and devpi; regenerates docs/benchmarks.md.
 bench: install

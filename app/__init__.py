@@ -45,12 +45,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     Migrate(app, db, directory=str(MIGRATIONS))
 
     from app.auth.tokens import TokenIssuer
-    from app.identity.local import LocalIdentity
     from app.storage import create_store
 
     app.extensions["cargohold.settings"] = settings
     app.extensions["cargohold.store"] = create_store(settings)
-    app.extensions["cargohold.identity"] = LocalIdentity()
+    app.extensions["cargohold.identity"] = _identity_provider(settings)
     app.extensions["cargohold.tokens"] = TokenIssuer(
         key=settings.resolved_token_key(),
         service=settings.service,
@@ -79,12 +78,25 @@ def create_app(settings: Settings | None = None) -> Flask:
     return app
 
 
+def _identity_provider(settings: Settings):
+    if settings.identity == "cognito":
+        from app.identity.cognito import CognitoIdentity
+
+        return CognitoIdentity(settings)
+    if settings.identity != "local":
+        raise ValueError(f"CARGOHOLD_IDENTITY={settings.identity!r}: use local or cognito")
+    from app.identity.local import LocalIdentity
+
+    return LocalIdentity()
+
+
 def _register_outage_handlers(app: Flask) -> None:
     """A storage or database outage is a 503 the client may retry, never a bare 500: the
     detail is logged, and the blueprint's error mapper answers a core Unavailable error."""
     from sqlalchemy.exc import OperationalError
 
     from app.errors import CoreError, Unavailable
+    from app.identity import IdentityUnavailable
     from app.storage import StorageUnavailable
     from app.web import distribution_error
 
@@ -112,3 +124,4 @@ def _register_outage_handlers(app: Flask) -> None:
         return resp
 
     app.register_error_handler(TimeoutError, body_stalled)
+    app.register_error_handler(IdentityUnavailable, unavailable)

@@ -61,6 +61,24 @@ if [ ! -x "$BIN/conformance.test" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$CONF
   echo "$CONFORMANCE_VERSION" > "$stamp"
 fi
 
+# ---- Terraform, checked offline ------------------------------------------------------------
+# hcl's own formatter (terraform itself cannot be installed from the reachable registries).
+HCLFMT_VERSION=v2.25.0
+go_tool hclfmt github.com/hashicorp/hcl/v2/cmd/hclfmt "$HCLFMT_VERSION"
+# checkov pins many packages of its own, so it gets a virtualenv of its own, not the project's.
+CHECKOV_VERSION=3.3.30
+CHECKOV_VENV="$TOOLS/checkov-$CHECKOV_VERSION"
+(
+  flock 9  # two checkouts installing at once must not share a half-made virtualenv
+  if [ ! -x "$CHECKOV_VENV/bin/checkov" ]; then
+    log "pip install checkov==$CHECKOV_VERSION into $CHECKOV_VENV"
+    rm -rf "$CHECKOV_VENV"
+    python3 -m venv "$CHECKOV_VENV"
+    "$CHECKOV_VENV/bin/pip" install -q "checkov==$CHECKOV_VERSION"
+  fi
+  ln -sfn "$CHECKOV_VENV/bin/checkov" "$BIN/checkov"
+) 9>"$TOOLS/.checkov.lock"
+
 # ---- report ------------------------------------------------------------------------------
 printf '%-18s %s\n' \
   podman "$(podman --version)" \
@@ -70,4 +88,6 @@ printf '%-18s %s\n' \
   oras "$BIN/oras $(cat "$BIN/.oras-version")" \
   crane "$BIN/crane $(cat "$BIN/.crane-version")" \
   helm "$BIN/helm $(cat "$BIN/.helm-version")" \
-  conformance.test "$BIN/conformance.test $(cat "$BIN/.conformance-version")" >&2
+  conformance.test "$BIN/conformance.test $(cat "$BIN/.conformance-version")" \
+  hclfmt "$BIN/hclfmt $HCLFMT_VERSION" \
+  checkov "$BIN/checkov $CHECKOV_VERSION" >&2

@@ -144,7 +144,15 @@ def current_caller() -> Caller:
         return g.caller
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer":
+    identity = current_app.extensions["cargohold.identity"]
+    if scheme.lower() == "bearer" and getattr(identity, "issued", lambda _t: False)(value.strip()):
+        # An identity provider's own token (a Cognito ID or access token): like a password.
+        try:
+            user = identity.bearer_user(value.strip())
+        except jwt.InvalidTokenError as exc:
+            raise Unauthenticated(f"invalid token: {exc}", error="invalid_token") from None
+        caller = Caller(principal_for(user), None)
+    elif scheme.lower() == "bearer":
         issuer = current_app.extensions["cargohold.tokens"]
         try:
             principal, claims = issuer.verify(value.strip(), "access")
