@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from app.access.policy import find_registry
-from app.pypi import store
+from app.pypi import withdraw
 from app.pypi.errors import PyPIError
-from app.pypi.store import Target
+from app.pypi.index import Target
 
 
 def _target(where: str) -> Target:
@@ -45,7 +45,7 @@ def yank(where: str, project: str, version, filename, reason) -> None:
     """Yank (PEP 592): installers skip the files unless pinned with ==."""
     try:
         which = _which(version, filename)
-        files = store.set_yanked(_target(where), project, reason=reason, **which)
+        files = withdraw.set_yanked(_target(where), project, reason=reason, **which)
     except PyPIError as exc:
         raise click.ClickException(exc.message) from None
     _report("yanked", files)
@@ -59,7 +59,9 @@ def yank(where: str, project: str, version, filename, reason) -> None:
 def unyank(where: str, project: str, version, filename) -> None:
     """Undo a yank."""
     try:
-        files = store.set_yanked(_target(where), project, yanked=False, **_which(version, filename))
+        files = withdraw.set_yanked(
+            _target(where), project, yanked=False, **_which(version, filename)
+        )
     except PyPIError as exc:
         raise click.ClickException(exc.message) from None
     _report("unyanked", files)
@@ -80,7 +82,7 @@ def delete(where: str, project: str, version, filename, yes: bool) -> None:
             abort=True,
         )
     try:
-        files = store.delete(_target(where), project, **which)
+        files = withdraw.delete(_target(where), project, **which)
     except PyPIError as exc:
         raise click.ClickException(exc.message) from None
     _report("deleted", files)

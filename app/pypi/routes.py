@@ -18,11 +18,12 @@ from app.access.policy import find_registry
 from app.auth.credentials import Caller, current_caller
 from app.caching import BoundedCache
 from app.models import PythonFile
-from app.pypi import cli, simple, store
+from app.pypi import cli, publish, simple, withdraw
+from app.pypi import index as listing
 from app.pypi.errors import PyPIError, bad_request, not_found
 from app.pypi.form import read_upload
+from app.pypi.index import Target
 from app.pypi.names import normalize, repository
-from app.pypi.store import Target
 from app.registry.errors import RegistryError
 from app.web import drain_request_body, send_blob
 
@@ -127,11 +128,11 @@ def upload(org: str, registry: str):
     # Spooled beside the blob store, on disk, and gone when closed whatever happens.
     with tempfile.TemporaryFile(dir=tmp, prefix="pypi-") as spool:
         form = read_upload(
-            request.stream.read, request.headers.get("Content-Type"), spool, store.MAX_FILE_SIZE
+            request.stream.read, request.headers.get("Content-Type"), spool, publish.MAX_FILE_SIZE
         )
         if caller.access is not None:
             _authorize("push", org, registry, normalize(form.get("name") or "-"))
-        row, created = store.upload(_blobstore(), target, form, spool, caller.principal.name)
+        row, created = publish.upload(_blobstore(), target, form, spool, caller.principal)
     message = "OK" if created else f"OK: {row.filename} was already uploaded with this content"
     return Response(message + "\n", status=200, mimetype="text/plain")
 
@@ -164,9 +165,9 @@ def index_redirect(org: str, registry: str):
 @bp.route("/simple/", methods=["GET"])
 def index(org: str, registry: str):
     target = _authorize("pull", org, registry)
-    content_type = simple.negotiate(request.headers.get("Accept"))
+    content_type = simple.negotiate(request.accept_mimetypes)
     body = _INDEX_CACHE.page(target, content_type)
-    return _page(body, content_type, store.last_change(target), target.registry.public)
+    return _page(body, content_type, listing.last_change(target), target.registry.public)
 
 
 class _IndexCache:
@@ -183,12 +184,12 @@ class _IndexCache:
 
     def page(self, target, content_type: str) -> str:
         key = (target.registry.id, content_type)
-        version = store.index_version(target)
+        version = listing.index_version(target)
         cached = self._pages.get(key)
         if cached is not None and cached[0] == version:
             return cached[1]
         render = simple.index_json if simple.is_json(content_type) else simple.index_html
-        body = render(store.project_names(target))
+        body = render(listing.project_names(target))
         self._pages.put(key, (version, body))
         return body
 
@@ -210,14 +211,14 @@ def project_page(org: str, registry: str, project: str):
     if name != project:
         # PEP 503: one URL per project, under its normalized name.
         return redirect(url_for("pypi.project_page", org=org, registry=registry, project=name), 301)
-    proj = store.project(target, name)
-    files = store.live_files(proj)
+    proj = listing.project(target, name)
+    files = listing.live_files(proj)
     if not files:
         raise not_found()
     views = [simple.file_view(f, name) for f in files]
-    content_type = simple.negotiate(request.headers.get("Accept"))
+    content_type = simple.negotiate(request.accept_mimetypes)
     if simple.is_json(content_type):
-        body = simple.project_json(name, store.versions(files), views)
+        body = simple.project_json(name, listing.versions(files), views)
     else:
         body = simple.project_html(name, views)
     return _page(body, content_type, proj.updated_at, target.registry.public)
@@ -242,11 +243,11 @@ def download(org: str, registry: str, project: str, filename: str):
     target = _authorize("pull", org, registry, project)
     if filename.endswith(".metadata"):
         # PEP 658: `<file URL>.metadata` is the wheel's METADATA file.
-        f = store.find_file(target, project, filename.removesuffix(".metadata"))
+        f = listing.find_file(target, project, filename.removesuffix(".metadata"))
         if f.filetype != "bdist_wheel":
             raise not_found()
         return _send_blob(f.metadata_digest, filename, target.registry.public)
-    f = store.find_file(target, project, filename)
+    f = listing.find_file(target, project, filename)
     return _send_blob(f.digest, f.filename, target.registry.public)
 
 
@@ -282,14 +283,14 @@ def _reason() -> str | None:
 def project_detail(org: str, registry: str, project: str):
     name = normalize(project)
     target = _authorize("pull", org, registry, name)
-    files = store.live_files(store.project(target, name))
+    files = listing.live_files(listing.project(target, name))
     return jsonify({"name": name, "files": [_file_json(f) for f in files]})
 
 
 def _yank(org, registry, project, *, filename=None, version=None, yanked: bool):
     name = normalize(project)
     target = _authorize("push", org, registry, name)
-    files = store.set_yanked(
+    files = withdraw.set_yanked(
         target,
         name,
         filename=filename,
@@ -314,7 +315,7 @@ def yank_release(org: str, registry: str, project: str, version: str):
 def delete_file(org: str, registry: str, project: str, filename: str):
     name = normalize(project)
     target = _authorize("delete", org, registry, name)
-    files = store.delete(target, name, filename=filename)
+    files = withdraw.delete(target, name, filename=filename)
     return jsonify({"files": [_file_json(f) for f in files]})
 
 
@@ -322,5 +323,5 @@ def delete_file(org: str, registry: str, project: str, filename: str):
 def delete_release(org: str, registry: str, project: str, version: str):
     name = normalize(project)
     target = _authorize("delete", org, registry, name)
-    files = store.delete(target, name, version=version)
+    files = withdraw.delete(target, name, version=version)
     return jsonify({"files": [_file_json(f) for f in files]})
