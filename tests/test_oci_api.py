@@ -160,6 +160,7 @@ def test_monolithic_post_put_and_pull(admin):
     assert r.content == data
 
 
+@pytest.mark.inprocess
 def test_range_and_conditional_blob_get(admin):
     name = repo()
     data = bytes(range(256)) * 4
@@ -173,6 +174,7 @@ def test_range_and_conditional_blob_get(admin):
     assert r.status_code == 304
 
 
+@pytest.mark.inprocess
 def test_chunked_upload_with_out_of_order_chunk(admin):
     name = repo()
     data = os.urandom(10_000)
@@ -222,6 +224,7 @@ def test_streamed_patch_without_content_range_and_final_chunk_in_put(admin):
     assert r.status_code == 201
 
 
+@pytest.mark.inprocess
 def test_sha512_blob(admin):
     name = repo()
     data = b"sha512 content"
@@ -231,6 +234,7 @@ def test_sha512_blob(admin):
     assert admin.request("GET", f"/v2/{name}/blobs/{digest}").content == data
 
 
+@pytest.mark.inprocess
 def test_wrong_digest_is_refused_and_nothing_stored(admin):
     name = repo()
     data = b"some bytes"
@@ -245,6 +249,7 @@ def test_wrong_digest_is_refused_and_nothing_stored(admin):
     assert r.status_code == 400 and error_code(r) == "DIGEST_INVALID"
 
 
+@pytest.mark.inprocess
 def test_unknown_upload_and_cancel(admin):
     name = repo()
     admin.push_blob(name, b"x")  # makes the repository exist
@@ -268,6 +273,7 @@ def test_upload_session_is_bound_to_its_repository_and_principal(server, admin, 
     assert r.status_code == 404
 
 
+@pytest.mark.inprocess
 def test_unknown_blob_and_blob_delete(admin):
     name = repo()
     digest = admin.push_blob(name, b"to delete")
@@ -305,6 +311,7 @@ def test_mount_from_another_tenant_falls_back_to_upload(admin, client_for):
 # ---- manifests ---------------------------------------------------------------------------
 
 
+@pytest.mark.inprocess
 def test_manifest_push_pull_by_tag_and_digest(admin):
     name = repo()
     digest, manifest = admin.push_image(name, "v1", [b"layer one", b"layer two"])
@@ -320,6 +327,7 @@ def test_manifest_push_pull_by_tag_and_digest(admin):
         assert head.content == b""
 
 
+@pytest.mark.inprocess
 def test_docker_schema2_and_manifest_list(admin):
     name = repo()
     config = b'{"architecture":"amd64","os":"linux"}'
@@ -373,6 +381,7 @@ def test_docker_schema2_and_manifest_list(admin):
     assert r.status_code == 404 and error_code(r) == "MANIFEST_UNKNOWN"
 
 
+@pytest.mark.inprocess
 def test_index_requires_children_in_repository(admin):
     name, elsewhere = repo(), repo()
     child, _ = admin.push_image(elsewhere, "x", [b"l"])
@@ -415,6 +424,7 @@ def test_manifest_referring_to_blob_in_another_repository_is_refused(admin):
     assert admin.request("GET", f"/v2/{name}/manifests/v1").status_code == 404
 
 
+@pytest.mark.inprocess
 @pytest.mark.parametrize(
     "body,content_type",
     [
@@ -437,6 +447,7 @@ def test_invalid_manifest_bodies(admin, body, content_type):
     assert r.status_code == 400 and error_code(r) == "MANIFEST_INVALID"
 
 
+@pytest.mark.inprocess
 def test_oversized_manifest_and_wrong_manifest_digest(admin):
     name = repo()
     huge = json.dumps({"schemaVersion": 2, "annotations": {"x": "y" * (4 * 1024 * 1024)}})
@@ -453,6 +464,7 @@ def test_oversized_manifest_and_wrong_manifest_digest(admin):
     )
 
 
+@pytest.mark.inprocess
 def test_invalid_names_and_tags(admin):
     for bad in ("acme/main/UPPER", "acme/main/../etc", "acme/main/" + "a" * 250, "acme/main"):
         r = admin.request("GET", f"/v2/{bad}/tags/list")
@@ -463,6 +475,7 @@ def test_invalid_names_and_tags(admin):
     assert r.status_code == 400 and error_code(r) == "MANIFEST_INVALID"
 
 
+@pytest.mark.inprocess
 def test_unknown_tenant_is_never_created(admin):
     r = admin.request("POST", "/v2/nosuchorg/main/app/blobs/uploads/")
     assert r.status_code in (401, 403)
@@ -470,6 +483,7 @@ def test_unknown_tenant_is_never_created(admin):
     assert r.status_code in (401, 403)
 
 
+@pytest.mark.inprocess
 def test_unknown_manifest_and_repository(admin):
     name = repo()
     r = admin.request("GET", f"/v2/{name}/manifests/latest")
@@ -479,6 +493,7 @@ def test_unknown_manifest_and_repository(admin):
     assert r.status_code == 404 and error_code(r) == "MANIFEST_UNKNOWN"
 
 
+@pytest.mark.inprocess
 def test_push_by_digest_with_tag_parameters(admin):
     name = repo()
     _, manifest = admin.push_image(name, "first", [b"t"])
@@ -496,6 +511,7 @@ def test_push_by_digest_with_tag_parameters(admin):
     assert tags == ["a", "b", "first"]
 
 
+@pytest.mark.inprocess
 def test_delete_tag_then_manifest(admin):
     name = repo()
     digest, _ = admin.push_image(name, "one", [b"d"])
@@ -515,6 +531,7 @@ def test_delete_tag_then_manifest(admin):
 # ---- discovery ---------------------------------------------------------------------------
 
 
+@pytest.mark.inprocess
 def test_tags_pagination(admin):
     name = repo()
     digest, manifest = admin.push_image(name, "t0", [b"p"])
@@ -539,6 +556,7 @@ def test_tags_pagination(admin):
     assert admin.request("GET", f"/v2/{name}/tags/list?n=0").json()["tags"] == []
 
 
+@pytest.mark.inprocess
 def test_referrers(admin):
     name = repo()
     subject, _ = admin.push_image(name, "app", [b"app layer"])
@@ -662,6 +680,7 @@ def test_basic_auth_on_v2_routes(server, admin):
     assert r.status_code == 403 and error_code(r) == "DENIED"
 
 
+@pytest.mark.inprocess
 def test_unsupported_method(admin):
     r = admin.request("POST", f"/v2/{repo()}/tags/list")
     assert r.status_code == 405 and error_code(r) == "UNSUPPORTED"

@@ -12,7 +12,9 @@ from datetime import datetime
 from packaging.version import Version
 from sqlalchemy import func, select
 
+from app.caching import BoundedCache
 from app.models import PythonFile, PythonProject, Registry, db
+from app.pypi import simple
 from app.pypi.errors import bad_request, not_found
 from app.pypi.names import repository
 from app.registry.errors import RegistryError
@@ -123,3 +125,22 @@ def find_file(target: Target, project_name: str, filename: str) -> PythonFile:
     if row is None:
         raise not_found()
     return row
+
+
+# Rendered root indexes per registry and content type, reused while the registry's set of
+# projects is unchanged (`index_version`): one cheap aggregate query instead of listing and
+# rendering thousands of names on every request. Per worker; a miss just renders again.
+_ROOT_PAGES: BoundedCache[tuple[int, str], tuple[tuple[int, int], str]] = BoundedCache(256)
+
+
+def root_page(target: Target, content_type: str) -> str:
+    """The Simple API root index, in the negotiated content type."""
+    key = (target.registry.id, content_type)
+    version = index_version(target)
+    cached = _ROOT_PAGES.get(key)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    render = simple.index_json if simple.is_json(content_type) else simple.index_html
+    body = render(project_names(target))
+    _ROOT_PAGES.put(key, (version, body))
+    return body

@@ -16,7 +16,6 @@ from flask import Blueprint, Response, current_app, jsonify, redirect, request, 
 from app.access import allowed
 from app.access.policy import find_registry
 from app.auth.credentials import Caller, current_caller
-from app.caching import BoundedCache
 from app.models import PythonFile
 from app.pypi import cli, publish, simple, withdraw
 from app.pypi import index as listing
@@ -166,35 +165,8 @@ def index_redirect(org: str, registry: str):
 def index(org: str, registry: str):
     target = _authorize("pull", org, registry)
     content_type = simple.negotiate(request.accept_mimetypes)
-    body = _INDEX_CACHE.page(target, content_type)
+    body = listing.root_page(target, content_type)
     return _page(body, content_type, listing.last_change(target), target.registry.public)
-
-
-class _IndexCache:
-    """Rendered root indexes per registry and content type, reused while the registry's set of
-    projects is unchanged: one cheap aggregate query instead of listing and rendering thousands
-    of names on every request."""
-
-    SIZE = 256
-
-    def __init__(self) -> None:
-        self._pages: BoundedCache[tuple[int, str], tuple[tuple[int, int], str]] = BoundedCache(
-            self.SIZE
-        )
-
-    def page(self, target, content_type: str) -> str:
-        key = (target.registry.id, content_type)
-        version = listing.index_version(target)
-        cached = self._pages.get(key)
-        if cached is not None and cached[0] == version:
-            return cached[1]
-        render = simple.index_json if simple.is_json(content_type) else simple.index_html
-        body = render(listing.project_names(target))
-        self._pages.put(key, (version, body))
-        return body
-
-
-_INDEX_CACHE = _IndexCache()
 
 
 @bp.route("/simple/<project>", methods=["GET"])
