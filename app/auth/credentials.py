@@ -67,14 +67,23 @@ def _authenticate(username: str, password: str) -> Principal | None:
     hit = _VERIFIED.get(key)
     if hit is not None:
         user = db.session.get(User, hit[0])
-        # The stored hash is part of the entry: a changed password invalidates it at once.
-        if user is not None and user.username == username and user.password_hash == hit[1]:
+        # The stored hash and the credential epoch are part of the entry: a changed password
+        # invalidates it at once, even with an identity provider that keeps no hash here.
+        if (
+            user is not None
+            and user.username == username
+            and (user.password_hash, user.credential_epoch) == hit[1:]
+        ):
             return principal_for(user)
     user = current_app.extensions["cargohold.identity"].authenticate(username, password)
     if user is None:
         return None
-    _VERIFIED.put(key, (user.id, user.password_hash))
+    _VERIFIED.put(key, (user.id, user.password_hash, user.credential_epoch))
     return principal_for(user)
+
+
+# (user id, stored password hash, credential epoch) of a verified password.
+_Entry = tuple[int, str | None, int]
 
 
 class _VerifiedPasswords:
@@ -89,14 +98,14 @@ class _VerifiedPasswords:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: OrderedDict[str, tuple[float, tuple[int, str | None]]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[float, _Entry]] = OrderedDict()
 
     @staticmethod
     def key(username: str, password: str) -> str:
         secret = current_app.config["SECRET_KEY"].encode()
         return hmac.new(secret, f"{username}\0{password}".encode(), hashlib.sha256).hexdigest()
 
-    def get(self, key: str) -> tuple[int, str | None] | None:
+    def get(self, key: str) -> _Entry | None:
         with self._lock:
             entry = self._entries.get(key)
             if entry is None or entry[0] < time.monotonic():
@@ -104,7 +113,7 @@ class _VerifiedPasswords:
                 return None
             return entry[1]
 
-    def put(self, key: str, value: tuple[int, str | None]) -> None:
+    def put(self, key: str, value: _Entry) -> None:
         with self._lock:
             self._entries[key] = (time.monotonic() + self.TTL, value)
             self._entries.move_to_end(key)
