@@ -75,6 +75,7 @@ REQUIREMENTS: dict[str, str] = {
     "POST api.oidc_exchange": "public",
     "GET api.get_user": "account:read",
     "POST api.change_password": "account:manage",
+    "PUT api.reset_password": "site:admin",
     "GET api.list_tokens": "account:read",
     "POST api.create_token": "account:manage",
     "DELETE api.revoke_token": "account:manage",
@@ -164,6 +165,8 @@ ALLOWED: dict[str, dict[str, frozenset[str]]] = {
     "account:read": {c: (NONE if c in ("anonymous", "robot") else ALL) for c in CALLERS},
     # Tokens never manage the account that owns them.
     "account:manage": {c: (ALL if c == "admin-password" else NONE) for c in CALLERS},
+    # The site admin, with a password (never a token).
+    "site:admin": {c: (ALL if c == "admin-password" else NONE) for c in CALLERS},
     "org:create": {
         c: (ALL if c in ("viewer", "writer", "admin", "admin-password", "outsider") else NONE)
         for c in CALLERS

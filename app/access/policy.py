@@ -28,6 +28,8 @@ ORG_CREATE = "org:create"
 # One's own account: reading it, and managing its tokens (never with a token: no chains).
 ACCOUNT_READ = "account:read"
 ACCOUNT_MANAGE = "account:manage"
+# Site administration (another user's password), with a site admin's password only.
+SITE_ADMIN = "site:admin"
 # The actions an access token of scope "read" keeps; everything else is writing.
 READ_ACTIONS = frozenset({"pull", ORG_READ})
 
@@ -205,6 +207,11 @@ def authorize(principal: Principal, action: str, resource: Resource) -> bool:
             return principal.kind == "user"
         if action == ACCOUNT_MANAGE:
             return principal.kind == "user" and principal.token_id is None
+        if action == SITE_ADMIN:
+            if principal.kind != "user" or principal.token_id is not None:
+                return False
+            user = db.session.get(User, principal.user_id)
+            return user is not None and user.is_site_admin
         return False
     return False
 

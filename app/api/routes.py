@@ -12,6 +12,7 @@ from app.access import (
     ORG_ADMIN,
     ORG_CREATE,
     ORG_READ,
+    SITE_ADMIN,
     access_tokens,
     accounts,
     oidc,
@@ -150,6 +151,17 @@ def change_password():
         field_of(data, "current_password", str, required=True),
         field_of(data, "new_password", str, required=True),
     )
+    return "", 204
+
+
+@route("PUT", "/users/<username>/password", SITE_ADMIN, "site", {"new_password": ("string", True)})
+def reset_password(username: str):
+    """Set another user's password (site admins): tokens minted from the old one stop working."""
+    new_password = field_of(json_body(), "new_password", str, required=True)
+    user = tenancy.find_user(username)
+    if user is None:
+        raise ApiError(404, "NOT_FOUND", f"user {username!r} not found")
+    accounts.reset_password(user, new_password, by=me())
     return "", 204
 
 

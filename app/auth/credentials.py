@@ -68,14 +68,23 @@ def _authenticate(username: str, password: str) -> Principal | None:
     hit = _VERIFIED.get(key)
     if hit is not None:
         user = db.session.get(User, hit[0])
-        # The stored hash is part of the entry: a changed password invalidates it at once.
-        if user is not None and user.username == username and user.password_hash == hit[1]:
+        # The stored hash and the credential epoch are part of the entry: a changed password
+        # invalidates it at once, even with an identity provider that keeps no hash here.
+        if (
+            user is not None
+            and user.username == username
+            and (user.password_hash, user.credential_epoch) == hit[1:]
+        ):
             return principal_for(user)
     user = current_app.extensions["cargohold.identity"].authenticate(username, password)
     if user is None:
         return None
-    _VERIFIED.put(key, (user.id, user.password_hash))
+    _VERIFIED.put(key, (user.id, user.password_hash, user.credential_epoch))
     return principal_for(user)
+
+
+# (user id, stored password hash, credential epoch) of a verified password.
+_Entry = tuple[int, str | None, int]
 
 
 class _VerifiedPasswords:
@@ -89,19 +98,17 @@ class _VerifiedPasswords:
     SIZE = 1024
 
     def __init__(self) -> None:
-        self._entries: BoundedCache[str, tuple[int, str | None]] = BoundedCache(
-            self.SIZE, ttl=self.TTL
-        )
+        self._entries: BoundedCache[str, _Entry] = BoundedCache(self.SIZE, ttl=self.TTL)
 
     @staticmethod
     def key(username: str, password: str) -> str:
         secret = current_app.config["SECRET_KEY"].encode()
         return hmac.new(secret, f"{username}\0{password}".encode(), hashlib.sha256).hexdigest()
 
-    def get(self, key: str) -> tuple[int, str | None] | None:
+    def get(self, key: str) -> _Entry | None:
         return self._entries.get(key)
 
-    def put(self, key: str, value: tuple[int, str | None]) -> None:
+    def put(self, key: str, value: _Entry) -> None:
         self._entries.put(key, value)
 
 
