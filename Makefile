@@ -25,11 +25,11 @@ test: install tools services
 	scripts/test.sh
 
 lint: install
-	$(VENV)/bin/ruff check app tests bench wsgi.py
-	$(VENV)/bin/ruff format --check app tests bench wsgi.py
+	$(VENV)/bin/ruff check app tests bench wsgi.py gunicorn.conf.py
+	$(VENV)/bin/ruff format --check app tests bench wsgi.py gunicorn.conf.py
 
 format: install
-	$(VENV)/bin/ruff format app tests bench wsgi.py
+	$(VENV)/bin/ruff format app tests bench wsgi.py gunicorn.conf.py
 
 # Cargohold side by side with Distribution, pypiserver and devpi; regenerates docs/benchmarks.md.
 bench: install

@@ -69,6 +69,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(pypi_bp)
     register_cli(app)
     _register_outage_handlers(app)
+    from app import ops
+
+    ops.init_app(app)
     return app
 
 
@@ -82,7 +85,10 @@ def _register_outage_handlers(app: Flask) -> None:
     from app.web import drain_request_body
 
     def unavailable(exc: Exception):
+        from app.ops import count_backend_error
+
         app.logger.warning("backend unavailable: %s", exc.__class__.__name__)
+        count_backend_error(exc)
         db.session.rollback()
         drain_request_body()
         err = RegistryError("UNAVAILABLE", "a storage or database backend is unavailable")

@@ -26,9 +26,17 @@ def _fail_on_value_error(fn):
 def register(app: Flask) -> None:
     @app.cli.command("bootstrap")
     def bootstrap() -> None:
-        """Apply migrations; create the admin, first organisation and registry if missing."""
-        upgrade()
+        """Apply migrations; create the admin, first organisation and registry if missing.
+        Safe when several replicas run it at once: they take turns under a lock."""
+        from app.models import db
+        from app.ops.schema import migration_lock
+
         settings = current_app.extensions["cargohold.settings"]
+        with migration_lock(db.engine, settings.data_dir):
+            upgrade()
+            _first_steps(settings)
+
+    def _first_steps(settings) -> None:
         user = tenancy.find_user(settings.admin_user)
         if user is None:
             password = settings.admin_password or secrets.token_urlsafe(18)

@@ -47,6 +47,11 @@ class Settings:
     # Blob GETs answer 307 to a presigned URL, so bytes flow from the store, not through us.
     s3_redirect: bool = True
     s3_presign_ttl: int = 300
+    # Operations: "text" or "json" log lines; how many proxies in front of us to believe
+    # (X-Forwarded-For/-Proto/-Host/-Port); a bearer token that /metrics asks for, if set.
+    log_format: str = "text"
+    trusted_proxies: int = 0
+    metrics_token: str = ""
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -75,6 +80,9 @@ class Settings:
             login_max_failures=int(_env("LOGIN_MAX_FAILURES", "10")),
             login_max_failures_per_address=int(_env("LOGIN_MAX_FAILURES_PER_ADDRESS", "50")),
             login_window=int(_env("LOGIN_WINDOW", "900")),
+            log_format=_env("LOG_FORMAT", "text").strip().lower(),
+            trusted_proxies=int(_env("TRUSTED_PROXIES", "0")),
+            metrics_token=_env("METRICS_TOKEN", ""),
         )
 
     def resolved_database_url(self) -> str:

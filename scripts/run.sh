@@ -27,8 +27,6 @@ Log in:   podman login --tls-verify=false -u $user -p "$pw_hint" $addr
 Push to:  $addr/$org/$reg/<image>:<tag>
 
 MSG
-# gthread: a slow upload occupies a thread, not a whole worker, and is never killed by the
-# worker timeout.
-exec "$VENV/bin/gunicorn" --bind "$addr" --worker-class gthread \
-  --workers "${CARGOHOLD_WORKERS:-2}" --threads "${CARGOHOLD_THREADS:-8}" \
-  --no-control-socket --access-logfile - wsgi:app
+# gunicorn.conf.py reads the rest (workers, threads, ...) from CARGOHOLD_* variables; the
+# application writes the access log itself.
+exec "$VENV/bin/gunicorn" --bind "$addr" wsgi:app

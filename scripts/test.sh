@@ -12,8 +12,8 @@ if [ -f build/services/env ]; then
   . build/services/env
   set +a
 fi
-"$VENV/bin/ruff" check app tests bench wsgi.py
-"$VENV/bin/ruff" format --check app tests bench wsgi.py
+"$VENV/bin/ruff" check app tests bench wsgi.py gunicorn.conf.py
+"$VENV/bin/ruff" format --check app tests bench wsgi.py gunicorn.conf.py
 if [ $# -gt 0 ]; then
   exec "$VENV/bin/pytest" -ra "$@"
 fi

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from app.access import Principal, access_tokens, oidc, throttle
 from app.access.policy import ANONYMOUS, principal_for
 from app.models import User, db
+from app.ops.metrics import LOGIN_FAILURES
 from app.registry.errors import RegistryError
 
 
@@ -128,6 +129,7 @@ def login(username: str, password: str) -> Principal:
     address = request.remote_addr
     wait = throttle.retry_after(username, address)
     if wait is not None:
+        LOGIN_FAILURES.labels("throttled").inc()
         raise RegistryError(
             "TOOMANYREQUESTS",
             "too many failed logins; try again later",
@@ -136,6 +138,7 @@ def login(username: str, password: str) -> Principal:
     principal = _authenticate(username, password)
     if principal is None:
         throttle.failed(username, address)
+        LOGIN_FAILURES.labels("invalid").inc()
         raise unauthorized("invalid username or password")
     throttle.succeeded(username)
     return principal

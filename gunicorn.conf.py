@@ -1,0 +1,53 @@
+"""gunicorn settings, each from a CARGOHOLD_* environment variable. gunicorn reads this file
+from its working folder by itself (`gunicorn wsgi:app`); options on its command line win."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import tempfile
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"CARGOHOLD_{name}", default)
+
+
+bind = [f"{_env('HOST', '127.0.0.1')}:{_env('PORT', '5000')}"]
+# gthread: a slow upload occupies a thread, not a whole worker, and is never killed by the
+# worker timeout.
+worker_class = "gthread"
+workers = int(_env("WORKERS", "2"))
+threads = int(_env("THREADS", "8"))
+# Several servers may run on one host; none needs gunicorn's control socket.
+control_socket_disable = True
+# The application writes the access log itself (app/ops/access.py): it knows the route, the
+# caller and the bytes sendfile sent, which gunicorn's own access log reports as 0.
+accesslog = None
+# Forwarded headers are trusted only through CARGOHOLD_TRUSTED_PROXIES, never by address.
+forwarded_allow_ips = ""
+
+# Metrics from every worker meet in one folder of files (prometheus_client's multiprocess
+# mode). It must be set before any worker imports prometheus_client, so here, at load time.
+_made_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _made_metrics_dir:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="cargohold-metrics-")
+os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
+
+def on_starting(server) -> None:
+    # Counters left by a previous run would be added to this one's.
+    for path in glob.glob(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "*.db")):
+        os.unlink(path)
+
+
+def child_exit(server, worker) -> None:
+    # A dead worker's live gauges (requests in flight) must stop counting.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server) -> None:
+    if _made_metrics_dir:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
