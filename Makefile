@@ -2,7 +2,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 
-.PHONY: run test lint format tools services bench bench-backends install
+.PHONY: run test lint format tools services bench bench-backends install image
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ services: install
 
 test: install tools services
 	scripts/test.sh
+
+# The container image (podman), on a base made from Debian packages where no registry is reachable.
+image: tools
+	scripts/image.sh
 
 lint: install
 	$(VENV)/bin/ruff check app tests bench wsgi.py gunicorn.conf.py
