@@ -4,6 +4,7 @@ replicas starting together apply once."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -149,6 +150,10 @@ def test_readyz_follows_postgres_and_s3_outages(services, tmp_path):
             assert r.json()["checks"]["database"].startswith("unreachable")
             assert r.json()["checks"]["storage"] == "ok"
             assert requests.get(f"{srv.url}/healthz").status_code == 200
+            # A request that needs the database fails as a retryable 503, and is counted.
+            r = requests.get(f"{srv.url}/v2/", auth=("alice", srv.users["alice"]))
+            assert r.status_code == 503, r.text
+            assert scrape(srv)["cargohold_database_errors_total"] >= 1
         finally:
             with services._admin() as conn:
                 conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
@@ -162,6 +167,15 @@ def test_readyz_follows_postgres_and_s3_outages(services, tmp_path):
             assert r.status_code == 503, r.text
             assert r.json()["checks"]["storage"].startswith("unreachable")
             assert r.json()["checks"]["database"] == "ok"
+            blob = b"while the store is away"
+            digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+            r = requests.post(
+                f"{srv.url}/v2/acme/main/outage/app/blobs/uploads/?digest={digest}",
+                data=blob,
+                auth=("alice", srv.users["alice"]),
+            )
+            assert r.status_code == 503, r.text
+            assert scrape(srv)['cargohold_storage_errors_total{driver="s3"}'] >= 1
         finally:
             subprocess.run(
                 [str(ROOT / "scripts/services.sh"), "start"], check=True, capture_output=True
@@ -184,7 +198,7 @@ def test_metrics_count_requests_bytes_uploads_and_login_failures(server_factory)
     client = OCIClient(srv.url, "alice", srv.users["alice"])
     layer = os.urandom(MiB)
     client.push_image("acme/main/metrics/app", "v1", [layer])
-    digest = "sha256:" + __import__("hashlib").sha256(layer).hexdigest()
+    digest = "sha256:" + hashlib.sha256(layer).hexdigest()
     got = client.request("GET", f"/v2/acme/main/metrics/app/blobs/{digest}")
     assert got.status_code == 200 and len(got.content) == MiB
     assert requests.get(f"{srv.url}/v2/", auth=("alice", "wrong-password")).status_code == 401
@@ -245,8 +259,9 @@ def test_metrics_add_up_every_worker(server_factory, tmp_path):
 def test_metrics_token(server_factory):
     srv = server_factory(CARGOHOLD_METRICS_TOKEN="s3cret-scrape-token")
     assert requests.get(f"{srv.url}/metrics").status_code == 401
-    wrong = {"Authorization": "Bearer nope"}
-    assert requests.get(f"{srv.url}/metrics", headers=wrong).status_code == 401
+    for wrong in ("Bearer nope", "Basic czNjcmV0LXNjcmFwZS10b2tlbg==", "Bearer s3cr\xe9t".encode()):
+        r = requests.get(f"{srv.url}/metrics", headers={"Authorization": wrong})
+        assert r.status_code == 401, r.text
     ok = {"Authorization": "Bearer s3cret-scrape-token"}
     assert "cargohold_http_requests_total" in str(scrape(srv, headers=ok))
     # The probes stay open to the load balancer.
@@ -298,7 +313,7 @@ def test_access_log_counts_bytes_sent_by_sendfile(server_factory):
     client = OCIClient(srv.url, "alice", srv.users["alice"])
     layer = os.urandom(3 * MiB + 17)
     client.push_image("acme/main/sendfile/app", "v1", [layer])
-    digest = "sha256:" + __import__("hashlib").sha256(layer).hexdigest()
+    digest = "sha256:" + hashlib.sha256(layer).hexdigest()
     r = client.request(
         "GET", f"/v2/acme/main/sendfile/app/blobs/{digest}", headers={"X-Request-ID": "sf-1"}
     )

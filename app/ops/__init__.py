@@ -81,7 +81,9 @@ def metrics_page():
     token = current_app.extensions["cargohold.settings"].metrics_token
     if token:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), token):
+        # Bytes: compare_digest refuses str with non-ASCII characters, which a header may hold.
+        presented = given.strip().encode("utf-8", "surrogateescape")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(presented, token.encode()):
             resp = jsonify({"errors": [{"code": "UNAUTHORIZED", "message": "metrics token"}]})
             resp.status_code = 401
             resp.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
