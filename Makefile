@@ -2,7 +2,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 
-.PHONY: run test lint format tools services bench bench-backends install lambda
+.PHONY: run test lint format tools services bench bench-backends install lambda image
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ services: install
 # Starts PostgreSQL and SeaweedFS, and stops them at the end unless they were already running.
 test: install tools
 	CARGOHOLD_START_SERVICES=1 scripts/test.sh
+
+# The container image (podman), on a base made from Debian packages where no registry is reachable.
+image: tools
+	scripts/image.sh
 
 lint: install
 	$(VENV)/bin/ruff check app worker lambda_signup scripts tests bench wsgi.py gunicorn.conf.py

@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.auth.routes import bp as auth_bp
     from app.cli import register as register_cli
     from app.oci.routes import bp as oci_bp
+    from app.ops import probes
     from app.pypi.routes import bp as pypi_bp
     from app.web import unit_of_work_per_request
 
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(pypi_bp)
     register_cli(app)
     _register_outage_handlers(app)
+    probes.init_app(app)
     gate.verify(app)
     unit_of_work_per_request(app)
     return app
@@ -101,7 +103,10 @@ def _register_outage_handlers(app: Flask) -> None:
     from app.web import distribution_error
 
     def unavailable(exc: Exception):
+        from app.ops.probes import count_backend_error
+
         app.logger.warning("backend unavailable: %s", exc.__class__.__name__)
+        count_backend_error(exc)
         db.session.rollback()
         err = Unavailable(
             "a storage or database backend is unavailable", headers={"Retry-After": "5"}

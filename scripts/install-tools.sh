@@ -22,7 +22,8 @@ log() { printf '[install-tools] %s\n' "$*" >&2; }
 # ---- Debian packages ---------------------------------------------------------------------
 missing=()
 for pair in podman:podman skopeo:skopeo buildah:buildah newuidmap:uidmap \
-            fuse-overlayfs:fuse-overlayfs docker:docker.io; do
+            fuse-overlayfs:fuse-overlayfs docker:docker.io \
+            runc:runc debootstrap:debootstrap; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then

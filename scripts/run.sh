@@ -31,5 +31,6 @@ Clients:  podman (apt-get install podman); helm, oras, crane: make tools, then
           export PATH="${CARGOHOLD_TOOLS:-$HOME/.cache/cargohold/tools}/bin:\$PATH"
 
 MSG
-# Workers, threads, timeouts and the address: gunicorn.conf.py, from CARGOHOLD_* variables.
+# Workers, threads, timeouts and the address: gunicorn.conf.py, from CARGOHOLD_* variables; the
+# application writes the access log itself.
 exec "$VENV/bin/gunicorn" -c gunicorn.conf.py wsgi:app

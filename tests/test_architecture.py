@@ -26,7 +26,7 @@ LEAVES = ("app.errors", "app.digests", "app.config", "app.caching", "app.filemod
 SERVER = ("app.http_worker", "app.logfilters")
 PORTS = ("app.storage", "app.identity", "app.models")
 CORE = ("app.registry", "app.access")
-HTTP = ("app.web", "app.gate", "app.auth.credentials", "app.auth.tokens")
+HTTP = ("app.web", "app.gate", "app.auth.credentials", "app.auth.tokens", "app.ops.metrics")
 BLUEPRINTS = ("app.oci", "app.pypi", "app.api", "app.auth", "app.console")
 
 
@@ -40,6 +40,9 @@ def _within(module: str, prefixes: tuple[str, ...]) -> str | None:
 def allowed_targets(module: str) -> tuple[str, ...] | None:
     """The prefixes a module may import from; None: anything (the composition roots)."""
     if module == "app" or _within(module, ("app.cli",)):
+        return None
+    if _within(module, ("app.ops",)) and module != "app.ops.metrics":
+        # Observability wraps every blueprint (route names, request ids, probes of every backend).
         return None
     if _within(module, LEAVES + SERVER):
         return LEAVES

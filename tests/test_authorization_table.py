@@ -70,6 +70,11 @@ REQUIREMENTS: dict[str, str] = {
     "DELETE pypi.yank_release": "push",
     "DELETE pypi.delete_file": "delete",
     "DELETE pypi.delete_release": "delete",
+    # operations: probes are public; metrics are public unless CARGOHOLD_METRICS_TOKEN is set
+    # (this server sets none; tests/test_operations.py covers the token)
+    "GET ops.healthz": "public",
+    "GET ops.readyz": "public",
+    "GET ops.metrics": "public",
     # management API
     "GET api.openapi_json": "public",
     "POST api.oidc_exchange": "public",

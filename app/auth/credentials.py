@@ -18,6 +18,7 @@ from app.access.policy import ANONYMOUS, principal_for
 from app.caching import BoundedCache
 from app.errors import TooManyRequests, Unauthenticated
 from app.models import User, db
+from app.ops.metrics import LOGIN_FAILURES
 
 
 @dataclass(frozen=True)
@@ -128,12 +129,14 @@ def login(username: str, password: str) -> Principal:
     account = throttle.account(username, password)
     wait = throttle.retry_after(account, address)
     if wait is not None:
+        LOGIN_FAILURES.labels("throttled").inc()
         raise TooManyRequests(
             "too many failed logins; try again later", headers={"Retry-After": str(wait)}
         )
     principal = _authenticate(username, password)
     if principal is None:
         throttle.failed(account, address)
+        LOGIN_FAILURES.labels("invalid").inc()
         # A commit point of its own: the count must outlive the request it refuses.
         try:
             db.session.commit()
