@@ -47,6 +47,8 @@ class Settings:
     # Blob GETs answer 307 to a presigned URL, so bytes flow from the store, not through us.
     s3_redirect: bool = True
     s3_presign_ttl: int = 300
+    # Console sessions end after this many seconds without a request.
+    console_idle_timeout: int = 3600
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -75,6 +77,7 @@ class Settings:
             login_max_failures=int(_env("LOGIN_MAX_FAILURES", "10")),
             login_max_failures_per_address=int(_env("LOGIN_MAX_FAILURES_PER_ADDRESS", "50")),
             login_window=int(_env("LOGIN_WINDOW", "900")),
+            console_idle_timeout=int(_env("CONSOLE_IDLE_TIMEOUT", "3600")),
         )
 
     def resolved_database_url(self) -> str:
