@@ -86,8 +86,8 @@ def current_user() -> User | None:
             and session.get("ep") == _epoch(candidate)
         ):
             user = candidate
-            # Rewrite the cookie at most once a minute, not on every page.
-            if now - int(session.get("seen", 0)) > 60:
+            # Rewrite the cookie now and then, not on every page.
+            if now - int(session.get("seen", 0)) >= min(60, _idle_limit() // 4):
                 session["seen"] = now
         else:
             session.clear()
