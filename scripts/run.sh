@@ -23,6 +23,7 @@ fi
 cat <<MSG
 
 Cargohold is starting at http://$addr
+Console:  open http://$addr/ in a browser and sign in as $user
 Log in:   podman login --tls-verify=false -u $user -p "$pw_hint" $addr
 Push to:  $addr/$org/$reg/<image>:<tag>
 

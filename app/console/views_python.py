@@ -71,7 +71,9 @@ def python_project(org: str, registry: str, project: str):
     for f in sorted(files, key=lambda f: (Version(f.version), f.filename), reverse=True):
         releases.setdefault(f.version, []).append(f)
     wanted = request.args.get("version")
-    version = wanted if wanted in releases else next(iter(releases))
+    # As on PyPI: the newest release with a file not yanked, unless another is asked for.
+    current = next((v for v, fs in releases.items() if not all(f.yanked for f in fs)), None)
+    version = wanted if wanted in releases else current or next(iter(releases))
     chosen = releases[version]
     meta = _metadata(chosen[0].metadata_digest)
     description = meta.get("description") or ""
