@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from flask import current_app, redirect, render_template, request, session, url_for
 
-from app.access import ACCOUNT_MANAGE, ACCOUNT_READ, access_tokens, tenancy
+from app.access import ACCOUNT_MANAGE, ACCOUNT_READ, access_tokens, tenancy, throttle
 from app.console import session as console_session
 from app.console.gate import page
 from app.console.templating import notice
@@ -82,7 +82,11 @@ def _change_password(user, current: str, new: str) -> None:
     """Checks the current password, then sets the new one through the identity provider. The
     new hash alone ends every other console session (they hold its fingerprint)."""
     identity = current_app.extensions["cargohold.identity"]
+    # Guessing the current password here is throttled like any other login.
+    if throttle.retry_after(user.username, request.remote_addr) is not None:
+        raise ValueError("too many failed attempts; try again in a few minutes")
     if identity.authenticate(user.username, current) is None:
+        throttle.failed(user.username, request.remote_addr)
         raise ValueError("the current password is wrong")
     identity.set_password(user, new)
     db.session.commit()

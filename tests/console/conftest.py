@@ -161,6 +161,28 @@ def content(server, tmp_path_factory) -> Content:
     r = admin.push_manifest(repo, "multi", index)
     assert r.status_code == 201, r.text
 
+    chart_config = json.dumps(
+        {"name": "shop<script>", "version": "0.3.1", "appVersion": "2.0", "apiVersion": "v2"}
+    ).encode()
+    chart_repo = f"{repo}-chart"
+    chart = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.cncf.helm.config.v1+json",
+            "digest": admin.push_blob(chart_repo, chart_config),
+            "size": len(chart_config),
+        },
+        "layers": [
+            {
+                "mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
+                "digest": admin.push_blob(chart_repo, b"chart tarball"),
+                "size": len(b"chart tarball"),
+            }
+        ],
+    }
+    assert admin.push_manifest(chart_repo, "0.3.1", chart).status_code == 201
+
     project = unique("consoledemo")
     folder = tmp_path_factory.mktemp("console-dists")
     meta = (

@@ -324,3 +324,79 @@ def test_https_sessions_and_connect_panel(strict_server):
         "https://mallory:$CARGOHOLD_PASSWORD@registry.example.test/api/v1/other/private"
         in page.text
     )
+
+
+def test_robots_tokens_grants_visibility_and_trust_policies(console_for, server):
+    admin = console_for("admin")
+    robot = unique("bot")
+    r = admin.follow(admin.post("/orgs/acme/robots", {"name": robot, "description": "<i>CI</i>"}))
+    assert f"Robot acme+{robot} created" in r.text and "&lt;i&gt;CI&lt;/i&gt;" in r.text
+    r = admin.follow(
+        admin.post(
+            "/orgs/acme/grants",
+            {"registry": "second", "username": f"acme+{robot}", "role": "writer"},
+        )
+    )
+    assert f"acme+{robot} is writer on acme/second" in r.text
+    r = admin.follow(
+        admin.post(
+            f"/orgs/acme/robots/{robot}/tokens", {"token_name": "deploy", "scope": "read-write"}
+        )
+    )
+    secret = r.text.split('id="token-secret"><code>')[1].split("<")[0]
+    assert "shown this once" in r.text and secret.startswith("chp_")
+    assert secret not in admin.get("/orgs/acme").text
+    # The robot's token works where it was granted, through the protocols.
+    oci = OCIClient(server.url, f"acme+{robot}", secret)
+    oci.push_image("acme/second/robot/app", "v1", [b"robot layer"])
+    page = admin.get("/orgs/acme")
+    token_id = page.text.split(f"/orgs/acme/robots/{robot}/tokens/")[1].split("/revoke")[0]
+    r = admin.follow(admin.post(f"/orgs/acme/robots/{robot}/tokens/{token_id}/revoke"))
+    assert "Token revoked" in r.text
+    assert (
+        requests.get(f"{server.url}/api/v1/orgs/acme", auth=(f"acme+{robot}", secret)).status_code
+        == 401
+    )
+    bad = admin.follow(
+        admin.post(
+            f"/orgs/acme/robots/{robot}/tokens", {"token_name": "x", "registries": "other/public"}
+        )
+    )
+    assert "own organisation" in bad.text
+    r = admin.follow(admin.post(f"/orgs/acme/second/grants/acme+{robot}/revoke"))
+    assert "no longer has a role" in r.text
+    r = admin.follow(admin.post(f"/orgs/acme/robots/{robot}/delete"))
+    assert f"Robot acme+{robot} deleted" in r.text
+
+    name = unique("vis")
+    admin.post("/orgs/acme/registries", {"name": name})
+    assert console_for().get(f"/orgs/acme/{name}").status_code == 302
+    r = admin.follow(admin.post(f"/orgs/acme/{name}/visibility", {"public": "true"}))
+    assert f"acme/{name} is now public" in r.text
+    assert console_for().get(f"/orgs/acme/{name}").status_code == 200
+    assert (
+        "Choose public or private" in admin.follow(admin.post(f"/orgs/acme/{name}/visibility")).text
+    )
+    assert (
+        console_for("alice").post(f"/orgs/acme/{name}/visibility", {"public": "false"}).status_code
+        == 403
+    )
+
+    helper = unique("ci")
+    admin.post("/orgs/acme/robots", {"name": helper})
+    created = requests.post(
+        f"{server.url}/api/v1/orgs/acme/trust-policies",
+        json={
+            "name": "gh",
+            "robot": helper,
+            "issuer": "https://token.actions.githubusercontent.com",
+            "audience": "cargohold",
+            "claims": {"repository": "acme/<script>*"},
+        },
+        auth=("admin", server.admin_password),
+    )
+    assert created.status_code == 201, created.text
+    page = admin.get("/orgs/acme")
+    assert "acme/&lt;script&gt;*" in page.text
+    r = admin.follow(admin.post(f"/orgs/acme/trust-policies/{created.json()['id']}/delete"))
+    assert "Trust policy deleted" in r.text

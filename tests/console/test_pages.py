@@ -181,3 +181,12 @@ def test_account_page(console_for):
     r = console_for("alice").get("/account")
     assert r.status_code == 200
     assert "Personal access tokens" in r.text and "Change password" in r.text
+
+
+def test_helm_chart_fields(console_for, content):
+    c = console_for("victor")
+    r = c.get(f"/orgs/acme/main/r/{content.repo}-chart")
+    assert "Helm chart" in r.text
+    r = c.get(f"/orgs/acme/main/r/{content.repo}-chart/-/manifests/0.3.1", allow_redirects=True)
+    assert "<h2>Helm chart</h2>" in r.text
+    assert "shop&lt;script&gt;" in r.text and "0.3.1" in r.text and "appVersion" in r.text
