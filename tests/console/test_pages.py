@@ -190,3 +190,22 @@ def test_helm_chart_fields(console_for, content):
     r = c.get(f"/orgs/acme/main/r/{content.repo}-chart/-/manifests/0.3.1", allow_redirects=True)
     assert "<h2>Helm chart</h2>" in r.text
     assert "shop&lt;script&gt;" in r.text and "0.3.1" in r.text and "appVersion" in r.text
+
+
+def test_server_errors_are_a_friendly_page_that_leaks_nothing(tmp_path):
+    from app import create_app
+    from app.config import Settings
+
+    app = create_app(Settings(data_dir=tmp_path))
+
+    def boom():
+        raise RuntimeError("secret internals /etc/passwd")
+
+    app.add_url_rule("/boom", "boom", boom)
+    app.add_url_rule("/api/v1/boom", "api_boom", boom)
+    r = app.test_client().get("/boom")
+    assert r.status_code == 500
+    body = r.get_data(as_text=True)
+    assert "Something went wrong" in body and "secret internals" not in body
+    api = app.test_client().get("/api/v1/boom")
+    assert api.status_code == 500 and api.is_json and "secret" not in api.get_data(as_text=True)
