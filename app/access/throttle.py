@@ -50,15 +50,17 @@ def retry_after(username: str, address: str | None) -> int | None:
 
 def failed(username: str, address: str | None) -> None:
     now, window = utcnow(), limits().window
-    for key, _limit in _keys(username, address):
-        row = db.session.get(LoginThrottle, key)
-        if row is None:
-            db.session.add(LoginThrottle(key=key, failures=1, window_start=now))
-        elif row.window_start + window <= now:
-            row.failures, row.window_start = 1, now
-        else:
-            row.failures += 1
     try:
+        for key, _limit in _keys(username, address):
+            # Reading the second key flushes the first: a concurrent insert of the same key
+            # can fail there as well as at the commit.
+            row = db.session.get(LoginThrottle, key)
+            if row is None:
+                db.session.add(LoginThrottle(key=key, failures=1, window_start=now))
+            elif row.window_start + window <= now:
+                row.failures, row.window_start = 1, now
+            else:
+                row.failures += 1
         db.session.commit()
     except Exception:
         # Two replicas inserting the same key at once: one count is lost, nothing else.
