@@ -23,6 +23,11 @@ def snippets(base_url: str, host: str, org: str, registry: str, user: str) -> li
     plain_http = " --plain-http" if plain else ""
     prefix = f"{host}/{org}/{registry}"
     index = f"{base_url}/api/v1/{org}/{registry}/python"
+    simple = index + "/simple/"
+    # pip ignores a plain-http index on any host but localhost unless told to trust it.
+    hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    trusted = f" --trusted-host {hostname}" if plain else ""
+    uv_env = f"{org}_{registry}".upper().replace("-", "_").replace(".", "_")
     user = user or "USERNAME"
     return [
         Snippet(
@@ -82,12 +87,14 @@ def snippets(base_url: str, host: str, org: str, registry: str, user: str) -> li
         Snippet(
             "pip",
             "pip",
-            f'pip install --index-url "{_with_auth(index + "/simple/", user)}" PROJECT\n'
+            f'pip install{trusted} --index-url "{_with_auth(simple, user)}" PROJECT\n'
             "\n# or for every pip command (pip.conf's index-url is the same setting):\n"
-            f'export PIP_INDEX_URL="{_with_auth(index + "/simple/", user)}"\n'
-            "\n# pip.conf (pip asks for the password, or takes it from your keyring)\n"
+            f'export PIP_INDEX_URL="{_with_auth(simple, user)}"\n'
+            + (f"export PIP_TRUSTED_HOST={hostname}\n" if plain else "")
+            + "\n# pip.conf (pip asks for the password, or takes it from your keyring)\n"
             "[global]\n"
-            f"index-url = {_with_auth(index + '/simple/', user, password=False)}",
+            f"index-url = {_with_auth(simple, user, password=False)}"
+            + (f"\ntrusted-host = {hostname}" if plain else ""),
         ),
         Snippet(
             "twine",
@@ -109,6 +116,9 @@ def snippets(base_url: str, host: str, org: str, registry: str, user: str) -> li
             f'name = "{org}-{registry}"\n'
             f'url = "{index}/simple/"\n'
             f'publish-url = "{index}/"\n'
+            "\n# credentials for that index, from the environment:\n"
+            f"export UV_INDEX_{uv_env}_USERNAME={user}\n"
+            f'export UV_INDEX_{uv_env}_PASSWORD="$CARGOHOLD_PASSWORD"\n'
             "\n"
             f'uv publish --publish-url {index}/ -u {user} -p "$CARGOHOLD_PASSWORD"',
         ),

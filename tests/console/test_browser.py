@@ -231,7 +231,7 @@ def test_connect_panel_pip_snippet_installs_and_skips_a_yanked_file(open_page, s
     page.goto("/orgs/acme/main")
     snippet = copy_snippet(page, "pip")
     install = snippet.splitlines()[0].replace("PROJECT", project)
-    assert install.startswith("pip install --index-url ")
+    assert install.startswith("pip install --trusted-host 127.0.0.1 --index-url ")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     env = {

@@ -48,7 +48,7 @@ def test_registry_page_lists_repositories_and_connect(console_for, content, serv
     assert content.repo in r.text
     assert content.project in r.text
     assert f"podman login --tls-verify=false -u alice --password-stdin {server.host}" in r.text
-    assert "pip install --index-url" in r.text and "twine upload" in r.text
+    assert "pip install --trusted-host 127.0.0.1 --index-url" in r.text and "twine upload" in r.text
     filtered = c.get("/orgs/acme/main?q=" + content.repo.split("/")[-1])
     assert content.repo in filtered.text
     none = c.get("/orgs/acme/main?q=zzz-no-such-thing")
