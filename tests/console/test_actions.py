@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
+import sys
 import time
+from html import unescape
+from pathlib import Path
 
 import pytest
 import requests
 
 from tests.console.conftest import Console
+from tests.pypi.conftest import clean_env
 from tests.pypi.dists import make_wheel, unique, upload
 from tests.support.client import OCIClient
 from tests.support.server import make_server
@@ -400,3 +406,40 @@ def test_robots_tokens_grants_visibility_and_trust_policies(console_for, server)
     assert "acme/&lt;script&gt;*" in page.text
     r = admin.follow(admin.post(f"/orgs/acme/trust-policies/{created.json()['id']}/delete"))
     assert "Trust policy deleted" in r.text
+
+
+# ---- the Connect panel's Python publishing commands, run as shown ----------------------------
+
+
+def snippet_text(page: str, client: str) -> str:
+    block = page.split(f'id="snippet-{client}"><code>', 1)[1].split("</code>", 1)[0]
+    return unescape(block)
+
+
+@pytest.mark.parametrize("client", ["twine", "uv"])
+def test_connect_panel_publish_commands_run_as_shown(console_for, server, tmp_path, client):
+    page = console_for("alice").get("/orgs/acme/main").text
+    text = snippet_text(page, client)
+    command = next(line for line in text.splitlines() if line.startswith(f"{client} "))
+    project = unique(f"{client}snippet")
+    (tmp_path / "dist").mkdir()
+    make_wheel(tmp_path / "dist", project, "1.0")
+    env = {
+        **clean_env(tmp_path / "home"),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "CARGOHOLD_PASSWORD": server.users["alice"],
+    }
+    proc = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", command],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, f"{command}\n{proc.stdout}\n{proc.stderr}"
+    r = requests.get(
+        f"{server.url}/api/v1/acme/main/python/simple/{project}/",
+        auth=("alice", server.users["alice"]),
+    )
+    assert r.status_code == 200 and "1.0" in r.text
