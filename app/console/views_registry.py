@@ -23,33 +23,53 @@ def escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def repository_rows(registry_id: int, q: str, sort: str, offset: int, limit: int) -> list:
-    """One query: each repository with its tag count and last push."""
+def _activity(repo_ids):
+    """Tag count and last push per repository, for the repositories `repo_ids` selects."""
     tags = (
         select(
             Tag.repository_id.label("rid"),
             func.count(Tag.id).label("tags"),
             func.max(Tag.updated_at).label("tagged"),
         )
+        .where(Tag.repository_id.in_(repo_ids))
         .group_by(Tag.repository_id)
         .subquery()
     )
     pushed = (
         select(Manifest.repository_id.label("rid"), func.max(Manifest.created_at).label("pushed"))
+        .where(Manifest.repository_id.in_(repo_ids))
         .group_by(Manifest.repository_id)
         .subquery()
     )
+    return tags, pushed
+
+
+def repository_rows(registry_id: int, q: str, sort: str, offset: int, limit: int) -> list:
+    """One query: each repository of the page with its tag count and last push. Sorted by name,
+    only the page's repositories are aggregated; by last push, those of this registry."""
+    scope = select(Repository.id).where(Repository.registry_id == registry_id)
+    if q:
+        scope = scope.where(Repository.name.like(f"%{escape_like(q)}%", escape="\\"))
+    if sort == "name":
+        scope = scope.order_by(Repository.name).offset(offset).limit(limit)
+        ids = list(db.session.execute(scope).scalars())
+        tags, pushed = _activity(ids)
+        order = (Repository.name,)
+        where = Repository.id.in_(ids)
+    else:
+        tags, pushed = _activity(scope.scalar_subquery())
+        where = Repository.id.in_(scope.scalar_subquery())
     last = func.coalesce(tags.c.tagged, pushed.c.pushed)
     query = (
         select(Repository.name, func.coalesce(tags.c.tags, 0), last.label("last"))
         .outerjoin(tags, tags.c.rid == Repository.id)
         .outerjoin(pushed, pushed.c.rid == Repository.id)
-        .where(Repository.registry_id == registry_id)
+        .where(where)
     )
-    if q:
-        query = query.where(Repository.name.like(f"%{escape_like(q)}%", escape="\\"))
-    order = (last.desc(), Repository.name) if sort == "pushed" else (Repository.name,)
-    return db.session.execute(query.order_by(*order).offset(offset).limit(limit)).all()
+    if sort == "name":
+        return db.session.execute(query.order_by(*order)).all()
+    query = query.order_by(last.desc(), Repository.name).offset(offset).limit(limit)
+    return db.session.execute(query).all()
 
 
 @page("/orgs/<org>/<registry>", "pull", "registry")

@@ -210,3 +210,18 @@ def test_server_errors_are_a_friendly_page_that_leaks_nothing(tmp_path):
     assert "Something went wrong" in body and "secret internals" not in body
     api = app.test_client().get("/api/v1/boom")
     assert api.status_code == 500 and api.is_json and "secret" not in api.get_data(as_text=True)
+
+
+def test_registry_sorts_by_name_and_by_last_push(console_for, server):
+    from tests.pypi.dists import unique
+    from tests.support.client import OCIClient
+
+    marker = unique("sort")
+    oci = OCIClient(server.url, "admin", server.admin_password)
+    oci.push_image(f"acme/second/{marker}/aaa", "v1", [b"older"])
+    oci.push_image(f"acme/second/{marker}/zzz", "v1", [b"newer"])
+    c = console_for("victor")
+    by_name = c.get(f"/orgs/acme/second?q={marker}").text
+    assert by_name.index(f"{marker}/aaa") < by_name.index(f"{marker}/zzz")
+    by_push = c.get(f"/orgs/acme/second?q={marker}&sort=pushed").text
+    assert by_push.index(f"{marker}/zzz") < by_push.index(f"{marker}/aaa")
