@@ -17,6 +17,7 @@ from app.models import (
     PythonFile,
     PythonProject,
     Registry,
+    RegistryGrant,
     Repository,
     Tag,
     db,
@@ -60,7 +61,15 @@ def home():
         .order_by(Tag.updated_at.desc(), Tag.id.desc())
         .limit(RECENT)
     ).all()
-    return render_template("console/home.html", orgs=orgs, recent=recent)
+    # Registries shared with me through a grant, in organisations I do not belong to.
+    shared = db.session.execute(
+        select(Organisation.name, Registry.name, RegistryGrant.role)
+        .join(Registry, Registry.organisation_id == Organisation.id)
+        .join(RegistryGrant, RegistryGrant.registry_id == Registry.id)
+        .where(RegistryGrant.user_id == user.id, Registry.id.not_in(member_registries))
+        .order_by(Organisation.name, Registry.name)
+    ).all()
+    return render_template("console/home.html", orgs=orgs, recent=recent, shared=shared)
 
 
 @page("/sign-in", None, "public", methods=("GET", "POST"))

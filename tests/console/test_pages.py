@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import requests
 
 from tests.console.conftest import XSS
 
@@ -225,3 +226,24 @@ def test_registry_sorts_by_name_and_by_last_push(console_for, server):
     assert by_name.index(f"{marker}/aaa") < by_name.index(f"{marker}/zzz")
     by_push = c.get(f"/orgs/acme/second?q={marker}&sort=pushed").text
     assert by_push.index(f"{marker}/zzz") < by_push.index(f"{marker}/aaa")
+
+
+def test_home_lists_registries_shared_through_a_grant(console_for, server):
+    import secrets
+
+    from tests.pypi.dists import unique
+
+    name, password = unique("guest"), secrets.token_urlsafe(12)
+    server.flask("user", "create", name, "--password", password)
+    requests.put(
+        f"{server.url}/api/v1/orgs/acme/registries/second/grants/{name}",
+        json={"role": "viewer"},
+        auth=("admin", server.admin_password),
+    ).raise_for_status()
+    c = console_for()
+    c.sign_in(name, password)
+    home = c.get("/").text
+    assert 'href="/orgs/acme/second"' in home and 'href="/orgs/acme"' not in home
+    assert c.get("/orgs/acme/second").status_code == 200
+    assert c.get("/orgs/acme").status_code == 404
+    assert c.get("/orgs/acme/main").status_code == 404
