@@ -17,6 +17,8 @@ function copyText(text) {
   return Promise.resolve();
 }
 
+document.documentElement.classList.add("js");
+
 document.addEventListener("DOMContentLoaded", () => {
   for (const button of document.querySelectorAll("button.copy[data-copy]")) {
     button.hidden = false;
