@@ -18,8 +18,13 @@ TREE_NODES = 500
 
 
 def read_json(store: BlobStore, digest: str, limit: int) -> dict | None:
-    with store.open(digest) as f:
-        body = f.read(limit + 1)
+    """The JSON object stored under a digest, or None when it is missing, too big or not JSON:
+    the page then shows what the database knows."""
+    try:
+        with store.open(digest) as f:
+            body = f.read(limit + 1)
+    except OSError:
+        return None
     if len(body) > limit:
         return None
     try:
