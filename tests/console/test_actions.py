@@ -388,13 +388,13 @@ def test_robots_tokens_grants_visibility_and_trust_policies(console_for, server)
         == 403
     )
 
-    helper = unique("ci")
-    admin.post("/orgs/acme/robots", {"name": helper})
+    ci_robot = unique("ci")
+    admin.post("/orgs/acme/robots", {"name": ci_robot})
     created = requests.post(
         f"{server.url}/api/v1/orgs/acme/trust-policies",
         json={
             "name": "gh",
-            "robot": helper,
+            "robot": ci_robot,
             "issuer": "https://token.actions.githubusercontent.com",
             "audience": "cargohold",
             "claims": {"repository": "acme/<script>*"},
