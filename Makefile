@@ -2,7 +2,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 
-.PHONY: run test lint format tools services bench bench-backends install lambda image
+.PHONY: run test lint format tools services bench bench-backends install lambda image screenshots bench-console
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,3 +49,16 @@ bench: install
 bench-backends: install services
 	scripts/install-bench-tools.sh
 	$(VENV)/bin/python bench/backends.py $(BENCH_ARGS)
+
+# The console's browser tests, then the screenshots docs/console.md shows, copied from their run.
+CONSOLE_SHOTS = sign-in home organisation-admin registry-connect repository artifact \
+	python-project account-new-token phone-artifact
+screenshots: install tools
+	rm -rf build/screenshots
+	$(VENV)/bin/python -m pytest -q tests/console/test_browser.py
+	mkdir -p docs/console
+	for name in $(CONSOLE_SHOTS); do cp build/screenshots/$$name.png docs/console/; done
+
+# Server time of the console's largest pages: 1,000 tags, 1,000 repositories (docs/benchmarks.md).
+bench-console: install
+	$(VENV)/bin/python bench/console.py $(BENCH_ARGS)

@@ -72,6 +72,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(api_bp)
     app.register_blueprint(oci_bp)
     app.register_blueprint(pypi_bp)
+    from app.console import init_app as init_console
+
+    init_console(app)
     register_cli(app)
     _register_outage_handlers(app)
     probes.init_app(app)

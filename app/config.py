@@ -127,6 +127,8 @@ class Settings:
     worker_wait: int = 20
     worker_visibility: int = 60
     worker_retry_delay: int = 30
+    # Console sessions end after this many seconds without a request.
+    console_idle_timeout: int = 3600
     extra: dict = field(default_factory=dict)
 
     @classmethod

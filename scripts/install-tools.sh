@@ -23,7 +23,7 @@ log() { printf '[install-tools] %s\n' "$*" >&2; }
 missing=()
 for pair in podman:podman skopeo:skopeo buildah:buildah newuidmap:uidmap \
             fuse-overlayfs:fuse-overlayfs docker:docker.io \
-            runc:runc debootstrap:debootstrap; do
+            runc:runc debootstrap:debootstrap chromium:chromium; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -86,6 +86,7 @@ printf '%-18s %s\n' \
   skopeo "$(skopeo --version)" \
   buildah "$(buildah --version | cut -d' ' -f1-3)" \
   docker "$(docker --version) (the CLI only: manifest inspect needs no daemon)" \
+  chromium "$(chromium --version 2>/dev/null) (the console's browser tests, driven by Playwright)" \
   oras "$BIN/oras $(cat "$BIN/.oras-version")" \
   crane "$BIN/crane $(cat "$BIN/.crane-version")" \
   helm "$BIN/helm $(cat "$BIN/.helm-version")" \

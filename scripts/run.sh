@@ -25,6 +25,7 @@ fi
 cat <<MSG
 
 Cargohold is starting at http://$addr
+Console:  open http://$addr/ in a browser and sign in as $user
 Log in:   podman login --tls-verify=false -u $user --password="$pw_hint" $addr
 Push to:  $addr/$org/$reg/<image>:<tag>
 Clients:  podman (apt-get install podman); helm, oras, crane: make tools, then
