@@ -1,4 +1,6 @@
-"""Turn a request's Authorization header into a principal, and protect routes with it."""
+"""Turn a request's credentials into its caller: the Authorization header everywhere, except on
+the routes of a blueprint whose callers are people with a cookie session (the console), where
+the session alone says who calls."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import jwt
@@ -148,9 +151,27 @@ def login(username: str, password: str) -> Principal:
     return principal
 
 
+# Blueprint name -> the principal its cookie session proves (anonymous without one).
+_SESSIONS: dict[str, Callable[[], Principal]] = {}
+
+
+def session_caller(blueprint: str, principal: Callable[[], Principal]) -> None:
+    """Declare that callers of `blueprint`'s routes are whoever its cookie session names. Only
+    those routes read the cookie: a browser sends it with every request to this host, cross-site
+    ones included, so on /v2, /api/v1 or the Python index it would be ambient authority any page
+    could borrow. Those routes keep their Authorization-header credentials, and the session's
+    routes (CSRF-checked forms) ignore that header."""
+    _SESSIONS[blueprint] = principal
+
+
 def current_caller() -> Caller:
     """Authenticate once per request; bad credentials are an error, none are anonymous."""
     if "caller" in g:
+        return g.caller
+    source = _SESSIONS.get(request.blueprint or "")
+    if source is not None:
+        principal = source()
+        g.caller = Caller(principal, None, presented=principal.authenticated)
         return g.caller
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")

@@ -1,7 +1,6 @@
-"""The web console: server-rendered pages for people, on the same core and policy as the API.
-
-Every route is declared with `page(...)` in `app.console.gate`, naming the action and resource
-kind it needs; that one table drives the check before each view and the authorization test.
+"""The web console: server-rendered pages for people, on the same core and the same gate as the
+API. Each route declares its requirement with `@requires(action, kind)` (app/gate.py); the
+caller the gate sees is the person the console's session cookie names, on console routes only.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from app.console import (  # noqa: F401
     views_registry,
     views_repository,
 )
-from app.console.gate import PAGES, bp
+from app.console.blueprint import bp
 
 
 def init_app(app: Flask) -> None:
@@ -29,4 +28,4 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
 
 
-__all__ = ["PAGES", "bp", "init_app"]
+__all__ = ["bp", "init_app"]

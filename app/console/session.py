@@ -1,23 +1,24 @@
-"""Console sign-in sessions: a signed cookie holding the user id, the credential it was opened
-with, and when it was last used. HttpOnly, SameSite=Lax, Secure whenever the request is https.
+"""Console sign-in sessions: a signed cookie holding the user id, the account's credential epoch
+when it was opened, and when it was last used. HttpOnly, SameSite=Lax, Secure whenever the
+request is https.
 
-A session ends when it has been idle too long, or when the user's credentials changed since it
-began: the password hash it saw (and the credential epoch, where the user model has one) are
-kept in it and compared on every request.
+A session ends when it has been idle too long, or when the account's credentials changed since
+it began: every password change or reset moves the credential epoch on
+(`app.access.accounts.epoch_of`), as it ends the registry and refresh tokens minted from the old
+password. The session is the console's caller at the gate (`init_app` declares it).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 import time
 
 from flask import Flask, current_app, g, request, session
 from flask.sessions import SecureCookieSessionInterface
 
-from app.access import Principal
+from app.access import Principal, accounts
 from app.access.policy import ANONYMOUS, principal_for
+from app.auth.credentials import session_caller
 from app.models import User, db
 
 COOKIE = "cargohold_session"
@@ -36,17 +37,7 @@ def init_app(app: Flask) -> None:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
     )
-
-
-def _fingerprint(user: User) -> str:
-    """Changes whenever the password does, without putting the hash in the cookie."""
-    key = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(key, (user.password_hash or "").encode(), hashlib.sha256).hexdigest()[:24]
-
-
-def _epoch(user: User) -> int:
-    # A per-user counter that every credential change bumps, where the model provides one.
-    return int(getattr(user, "credential_epoch", 0) or 0)
+    session_caller("console", current_principal)
 
 
 def _idle_limit() -> int:
@@ -57,16 +48,21 @@ def begin(user: User) -> None:
     """Start a fresh session for a user (a new CSRF token too: no fixation across sign-in)."""
     session.clear()
     session["uid"] = user.id
-    session["pw"] = _fingerprint(user)
-    session["ep"] = _epoch(user)
+    session["ep"] = accounts.epoch_of(user)
     session["seen"] = int(time.time())
     session["csrf"] = secrets.token_urlsafe(32)
-    g.pop("console_user", None)
+    _forget()
 
 
 def end() -> None:
     session.clear()
+    _forget()
+
+
+def _forget() -> None:
+    """The request's caller changed: read it again from the session."""
     g.pop("console_user", None)
+    g.pop("caller", None)
 
 
 def current_user() -> User | None:
@@ -82,8 +78,7 @@ def current_user() -> User | None:
             candidate is not None
             and not candidate.is_robot
             and fresh
-            and hmac.compare_digest(str(session.get("pw", "")), _fingerprint(candidate))
-            and session.get("ep") == _epoch(candidate)
+            and session.get("ep") == accounts.epoch_of(candidate)
         ):
             user = candidate
             # Rewrite the cookie now and then, not on every page.
@@ -102,5 +97,4 @@ def current_principal() -> Principal:
 
 def refresh_credentials(user: User) -> None:
     """After the user changed their own password: this session continues, all others end."""
-    session["pw"] = _fingerprint(user)
-    session["ep"] = _epoch(user)
+    session["ep"] = accounts.epoch_of(user)

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from flask import current_app, flash, request
 
 from app.console import csrf
-from app.console.gate import bp
+from app.console.blueprint import bp
 from app.console.session import current_user
 
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import current_app, redirect, render_template, request, session, url_for
+from flask import redirect, render_template, request, session, url_for
 
-from app.access import ACCOUNT_MANAGE, ACCOUNT_READ, access_tokens, tenancy, throttle
+from app.access import ACCOUNT_MANAGE, ACCOUNT_READ, access_tokens, accounts, tenancy
 from app.console import session as console_session
-from app.console.gate import page
+from app.console.blueprint import bp, form_of
 from app.console.templating import notice
+from app.errors import Invalid, NotFound
+from app.gate import requires
 from app.models import AccessToken, Organisation, db
 from app.models.base import utcnow
+from app.ops.metrics import LOGIN_FAILURES
 
 EXPIRY_CHOICES = (7, 30, 90, 365)
 
@@ -22,7 +25,8 @@ def _me():
     return user
 
 
-@page("/account", ACCOUNT_READ, "site")
+@bp.route("/account")
+@requires(ACCOUNT_READ, "site")
 def account():
     user = _me()
     invitations = tenancy.invitations_for(user)
@@ -46,62 +50,54 @@ def account():
     )
 
 
-@page("/account/tokens", ACCOUNT_MANAGE, "site", methods=("POST",))
+@bp.route("/account/tokens", methods=["POST"])
+@requires(ACCOUNT_MANAGE, "site")
+@form_of("console.account")
 def create_token():
     user = _me()
     days_raw = request.form.get("expires_in_days", "")
     days = int(days_raw) if days_raw.isdigit() and 0 < int(days_raw) <= 3650 else None
     registries = [r.strip() for r in request.form.get("registries", "").split(",") if r.strip()]
-    try:
-        row, secret = access_tokens.create(
-            user,
-            request.form.get("name", ""),
-            scope=request.form.get("scope", "read-write"),
-            registries=registries or None,
-            expires_at=utcnow() + timedelta(days=days) if days else None,
-        )
-    except ValueError as exc:
-        notice(str(exc), "error")
-        return redirect(url_for("console.account"))
+    row, secret = access_tokens.create(
+        user,
+        request.form.get("name", ""),
+        scope=request.form.get("scope", "read-write"),
+        registries=registries or None,
+        expires_at=utcnow() + timedelta(days=days) if days else None,
+    )
     session["new_token"] = {"name": row.name, "secret": secret}
     return redirect(url_for("console.account") + "#new-token")
 
 
-@page("/account/tokens/<int:token_id>/revoke", ACCOUNT_MANAGE, "site", methods=("POST",))
+@bp.route("/account/tokens/<int:token_id>/revoke", methods=["POST"])
+@requires(ACCOUNT_MANAGE, "site")
+@form_of("console.account")
 def revoke_token(token_id: int):
     row = db.session.get(AccessToken, token_id)
     if row is None or row.user_id != _me().id or row.revoked_at is not None:
-        notice("That token does not exist or is already revoked.", "error")
-    else:
-        access_tokens.revoke(row)
-        notice(f"Token {row.name!r} revoked.")
+        raise NotFound("That token does not exist or is already revoked.")
+    access_tokens.revoke(row)
+    notice(f"Token {row.name!r} revoked.")
     return redirect(url_for("console.account"))
 
 
-def _change_password(user, current: str, new: str) -> None:
-    """Checks the current password, then sets the new one through the identity provider. The
-    new hash alone ends every other console session (they hold its fingerprint)."""
-    identity = current_app.extensions["cargohold.identity"]
-    # Guessing the current password here is throttled like any other login.
-    if throttle.retry_after(user.username, request.remote_addr) is not None:
-        raise ValueError("too many failed attempts; try again in a few minutes")
-    if identity.authenticate(user.username, current) is None:
-        throttle.failed(user.username, request.remote_addr)
-        raise ValueError("the current password is wrong")
-    identity.set_password(user, new)
-    db.session.commit()
-
-
-@page("/account/password", ACCOUNT_MANAGE, "site", methods=("POST",))
+@bp.route("/account/password", methods=["POST"])
+@requires(ACCOUNT_MANAGE, "site")
+@form_of("console.account")
 def change_password():
+    """The account's own change (`accounts.change_password`): it moves the credential epoch on,
+    which ends every other console session and every token minted from the old password; this
+    session carries on with the new epoch."""
     user = _me()
     new = request.form.get("new_password", "")
     if new != request.form.get("confirm_password", ""):
-        notice("The new passwords do not match.", "error")
-        return redirect(url_for("console.account"))
+        raise Invalid("The new passwords do not match.")
     try:
-        _change_password(user, request.form.get("current_password", ""), new)
-    except ValueError as exc:
+        accounts.change_password(user, request.form.get("current_password", ""), new)
+    except accounts.WrongPassword as exc:
+        # A failed login of the account: answered rather than raised, so that the request's
+        # unit of work commits the failure count the core recorded.
+        LOGIN_FAILURES.labels("invalid").inc()
         notice(str(exc).capitalize() + ".", "error")
         return redirect(url_for("console.account"))
     console_session.refresh_credentials(user)
@@ -109,18 +105,11 @@ def change_password():
     return redirect(url_for("console.account"))
 
 
-@page(
-    "/account/invitations/<int:invitation_id>/<any(accept,decline):answer>",
-    ACCOUNT_MANAGE,
-    "site",
-    methods=("POST",),
-)
+@bp.route("/account/invitations/<int:invitation_id>/<any(accept,decline):answer>", methods=["POST"])
+@requires(ACCOUNT_MANAGE, "site")
+@form_of("console.account")
 def answer_invitation(invitation_id: int, answer: str):
-    try:
-        inv = tenancy.answer(invitation_id, _me(), accept=answer == "accept")
-    except LookupError:
-        notice("That invitation does not exist or has expired.", "error")
-        return redirect(url_for("console.account"))
+    inv = tenancy.answer(invitation_id, _me(), accept=answer == "accept")
     org = db.session.get(Organisation, inv.organisation_id)
     if answer == "accept":
         notice(f"You joined {org.name} as {inv.role}.")

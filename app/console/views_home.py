@@ -8,9 +8,11 @@ from sqlalchemy import case, select
 from app.access import ACCOUNT_READ, access_tokens, throttle
 from app.access.policy import visible_registries
 from app.console import session as console_session
-from app.console.gate import page
+from app.console.blueprint import bp
 from app.console.pagination import pager
 from app.console.templating import notice
+from app.errors import TooManyRequests
+from app.gate import requires
 from app.models import (
     Membership,
     Organisation,
@@ -22,6 +24,7 @@ from app.models import (
     Tag,
     db,
 )
+from app.ops.metrics import LOGIN_FAILURES
 
 RECENT = 15
 
@@ -33,7 +36,8 @@ def _safe_next(target: str | None) -> str:
     return url_for("console.home")
 
 
-@page("/", None, "public")
+@bp.route("/")
+@requires(None, "public")
 def home():
     """Home when signed in; the sign-in page otherwise."""
     user = console_session.current_user()
@@ -72,9 +76,12 @@ def home():
     return render_template("console/home.html", orgs=orgs, recent=recent, shared=shared)
 
 
-@page("/sign-in", None, "public", methods=("GET", "POST"))
+@bp.route("/sign-in", methods=["GET", "POST"])
+@requires(None, "public")
 def sign_in():
-    """Local accounts, throttled exactly as every other login."""
+    """Local accounts, throttled exactly as every other login: failures count against the
+    credential tried (`throttle.account`) and the address. A failure is answered, not raised, so
+    the request's unit of work commits its count."""
     nxt = request.values.get("next")
     if request.method == "GET":
         if console_session.current_user() is not None:
@@ -83,33 +90,39 @@ def sign_in():
     username = request.form.get("username", "").strip()[:64]
     password = request.form.get("password", "")
     address = request.remote_addr
-    wait = throttle.retry_after(username, address)
+    account = throttle.account(username, password)
+    wait = throttle.retry_after(account, address)
     if wait is not None:
-        notice("Too many failed sign-ins. Try again in a few minutes.", "error")
-        resp = render_template("console/sign_in.html", next=nxt, username=username)
-        return resp, 429, {"Retry-After": str(wait)}
+        LOGIN_FAILURES.labels("throttled").inc()
+        raise TooManyRequests(
+            "Too many failed sign-ins. Try again in a few minutes.",
+            headers={"Retry-After": str(wait)},
+        )
     user = None
     # Access tokens and robots are for clients; a person signs in with their password.
     if username and password and not access_tokens.looks_like_token(password):
         identity = current_app.extensions["cargohold.identity"]
         user = identity.authenticate(username, password)
     if user is None or user.is_robot:
-        throttle.failed(username, address)
+        throttle.failed(account, address)
+        LOGIN_FAILURES.labels("invalid").inc()
         notice("Wrong username or password.", "error")
         return render_template("console/sign_in.html", next=nxt, username=username), 401
-    throttle.succeeded(username)
+    throttle.succeeded(account)
     console_session.begin(user)
     return redirect(_safe_next(nxt))
 
 
-@page("/sign-out", None, "public", methods=("POST",))
+@bp.route("/sign-out", methods=["POST"])
+@requires(None, "public")
 def sign_out():
     console_session.end()
     notice("You are signed out.")
     return redirect(url_for("console.home"))
 
 
-@page("/search", ACCOUNT_READ, "site")
+@bp.route("/search")
+@requires(ACCOUNT_READ, "site")
 def search():
     """Repositories, tags and Python projects the caller may see, prefix matches first."""
     q = request.args.get("q", "").strip()[:100]

@@ -8,11 +8,12 @@ from datetime import timedelta
 from flask import redirect, render_template, request, session, url_for
 from sqlalchemy import func, select
 
-from app.access import ORG_ADMIN, ORG_READ, access_tokens, authorize, tenancy
-from app.access.policy import OrgResource
+from app.access import ORG_ADMIN, ORG_READ, access_tokens, tenancy
 from app.console import session as console_session
-from app.console.gate import page
+from app.console.blueprint import bp, form_of
 from app.console.templating import notice
+from app.errors import Invalid, NotFound
+from app.gate import permits, requires
 from app.models import AccessToken, Blob, BlobLink, Registry, RegistryGrant, Repository, User, db
 from app.models.base import utcnow
 from app.models.tenancy import ROLES
@@ -54,10 +55,11 @@ def registry_rows(org_id: int) -> list[dict]:
     ]
 
 
-@page("/orgs/<org>", ORG_READ, "org")
+@bp.route("/orgs/<org>")
+@requires(ORG_READ, "org")
 def organisation(org: str):
     found = tenancy.find_org(org)
-    is_admin = authorize(console_session.current_principal(), ORG_ADMIN, OrgResource(org))
+    is_admin = permits(ORG_ADMIN, "org", org=org)
     ctx: dict = {
         "org": found,
         "registries": registry_rows(found.id),
@@ -99,16 +101,16 @@ def _back(org: str):
 
 
 def _attempt(org: str, fn, done: str):
-    try:
-        fn()
-    except (ValueError, LookupError) as exc:
-        notice(str(exc).strip("'\""), "error")
-    else:
-        notice(done)
+    """Do one change; a core error it raises goes back to the organisation page as a notice
+    (`form_of`), after the request's unit of work has rolled the change back."""
+    fn()
+    notice(done)
     return _back(org)
 
 
-@page("/orgs/<org>/invitations", ORG_ADMIN, "org", methods=("POST",))
+@bp.route("/orgs/<org>/invitations", methods=["POST"])
+@requires(ORG_ADMIN, "org")
+@form_of("console.organisation")
 def invite_member(org: str):
     invitee = request.form.get("invitee", "").strip()
     role = request.form.get("role", "viewer")
@@ -118,14 +120,18 @@ def invite_member(org: str):
     )
 
 
-@page("/orgs/<org>/invitations/<int:invitation_id>/cancel", ORG_ADMIN, "org", methods=("POST",))
+@bp.route("/orgs/<org>/invitations/<int:invitation_id>/cancel", methods=["POST"])
+@requires(ORG_ADMIN, "org")
+@form_of("console.organisation")
 def cancel_invitation(org: str, invitation_id: int):
     return _attempt(
         org, lambda: tenancy.cancel_invitation(org, invitation_id), "Invitation cancelled."
     )
 
 
-@page("/orgs/<org>/members/<username>/role", ORG_ADMIN, "org", methods=("POST",))
+@bp.route("/orgs/<org>/members/<username>/role", methods=["POST"])
+@requires(ORG_ADMIN, "org")
+@form_of("console.organisation")
 def change_role(org: str, username: str):
     role = request.form.get("role", "")
     return _attempt(
@@ -135,12 +141,16 @@ def change_role(org: str, username: str):
     )
 
 
-@page("/orgs/<org>/members/<username>/remove", ORG_ADMIN, "org", methods=("POST",))
+@bp.route("/orgs/<org>/members/<username>/remove", methods=["POST"])
+@requires(ORG_ADMIN, "org")
+@form_of("console.organisation")
 def remove_member(org: str, username: str):
     return _attempt(org, lambda: tenancy.remove_member(org, username), f"{username} removed.")
 
 
-@page("/orgs/<org>/registries", ORG_ADMIN, "org", methods=("POST",))
+@bp.route("/orgs/<org>/registries", methods=["POST"])
+@requires(ORG_ADMIN, "org")
+@form_of("console.organisation")
 def create_registry(org: str):
     name = request.form.get("name", "").strip()
     public = request.form.get("public") == "on"
@@ -151,12 +161,13 @@ def create_registry(org: str):
     )
 
 
-@page("/orgs/<org>/<registry>/visibility", ORG_ADMIN, "org", methods=("POST",))
+@bp.route("/orgs/<org>/<registry>/visibility", methods=["POST"])
+@requires(ORG_ADMIN, "org")
+@form_of("console.organisation")
 def set_visibility(org: str, registry: str):
     choice = request.form.get("public", "")
     if choice not in ("true", "false"):
-        notice("Choose public or private.", "error")
-        return _back(org)
+        raise Invalid("Choose public or private.")
     public = choice == "true"
     return _attempt(
         org,
@@ -165,7 +176,9 @@ def set_visibility(org: str, registry: str):
     )
 
 
-@page("/orgs/<org>/grants", ORG_ADMIN, "org", methods=("POST",))
+@bp.route("/orgs/<org>/grants", methods=["POST"])
+@requires(ORG_ADMIN, "org")
+@form_of("console.organisation")
 def grant_registry(org: str):
     registry = request.form.get("registry", "")
     username = request.form.get("username", "").strip()
@@ -177,7 +190,9 @@ def grant_registry(org: str):
     )
 
 
-@page("/orgs/<org>/<registry>/grants/<username>/revoke", ORG_ADMIN, "org", methods=("POST",))
+@bp.route("/orgs/<org>/<registry>/grants/<username>/revoke", methods=["POST"])
+@requires(ORG_ADMIN, "org")
+@form_of("console.organisation")
 def revoke_grant(org: str, registry: str, username: str):
     return _attempt(
         org,
@@ -186,7 +201,9 @@ def revoke_grant(org: str, registry: str, username: str):
     )
 
 
-@page("/orgs/<org>/robots", ORG_ADMIN, "org", methods=("POST",))
+@bp.route("/orgs/<org>/robots", methods=["POST"])
+@requires(ORG_ADMIN, "org")
+@form_of("console.organisation")
 def create_robot(org: str):
     name = request.form.get("name", "").strip()
     description = request.form.get("description", "").strip()
@@ -197,7 +214,9 @@ def create_robot(org: str):
     )
 
 
-@page("/orgs/<org>/robots/<name>/delete", ORG_ADMIN, "org", methods=("POST",))
+@bp.route("/orgs/<org>/robots/<name>/delete", methods=["POST"])
+@requires(ORG_ADMIN, "org")
+@form_of("console.organisation")
 def delete_robot(org: str, name: str):
     return _attempt(
         org,
@@ -206,47 +225,44 @@ def delete_robot(org: str, name: str):
     )
 
 
-@page("/orgs/<org>/robots/<name>/tokens", ORG_ADMIN, "org", methods=("POST",))
+@bp.route("/orgs/<org>/robots/<name>/tokens", methods=["POST"])
+@requires(ORG_ADMIN, "org")
+@form_of("console.organisation")
 def create_robot_token(org: str, name: str):
     days_raw = request.form.get("expires_in_days", "")
     days = int(days_raw) if days_raw.isdigit() and 0 < int(days_raw) <= 3650 else None
     registries = [r.strip() for r in request.form.get("registries", "").split(",") if r.strip()]
-    try:
-        robot = tenancy.find_robot(org, name)
-        if any(not path.startswith(f"{org}/") for path in registries):
-            raise ValueError("a robot's token is limited to its own organisation's registries")
-        row, secret = access_tokens.create(
-            robot,
-            request.form.get("token_name", ""),
-            scope=request.form.get("scope", "read-write"),
-            registries=registries or None,
-            expires_at=utcnow() + timedelta(days=days) if days else None,
-        )
-    except (ValueError, LookupError) as exc:
-        notice(str(exc).strip("'\""), "error")
-        return _back(org)
+    robot = tenancy.find_robot(org, name)
+    if any(not path.startswith(f"{org}/") for path in registries):
+        raise Invalid("a robot's token is limited to its own organisation's registries")
+    row, secret = access_tokens.create(
+        robot,
+        request.form.get("token_name", ""),
+        scope=request.form.get("scope", "read-write"),
+        registries=registries or None,
+        expires_at=utcnow() + timedelta(days=days) if days else None,
+    )
     session["new_token"] = {"name": f"{robot.username}: {row.name}", "secret": secret}
     return redirect(url_for("console.organisation", org=org) + "#new-token")
 
 
-@page(
-    "/orgs/<org>/robots/<name>/tokens/<int:token_id>/revoke",
-    ORG_ADMIN,
-    "org",
-    methods=("POST",),
-)
+@bp.route("/orgs/<org>/robots/<name>/tokens/<int:token_id>/revoke", methods=["POST"])
+@requires(ORG_ADMIN, "org")
+@form_of("console.organisation")
 def revoke_robot_token(org: str, name: str, token_id: int):
     def revoke():
         robot = tenancy.find_robot(org, name)
         row = db.session.get(AccessToken, token_id)
         if row is None or row.user_id != robot.id or row.revoked_at is not None:
-            raise LookupError(f"token {token_id} does not exist")
+            raise NotFound(f"token {token_id} does not exist")
         access_tokens.revoke(row)
 
     return _attempt(org, revoke, "Token revoked.")
 
 
-@page("/orgs/<org>/trust-policies/<int:policy_id>/delete", ORG_ADMIN, "org", methods=("POST",))
+@bp.route("/orgs/<org>/trust-policies/<int:policy_id>/delete", methods=["POST"])
+@requires(ORG_ADMIN, "org")
+@form_of("console.organisation")
 def delete_trust_policy(org: str, policy_id: int):
     return _attempt(
         org, lambda: tenancy.delete_trust_policy(org, policy_id), "Trust policy deleted."

@@ -3,21 +3,20 @@ safely as PyPI renders it, yank / unyank / delete for writers, and the install c
 
 from __future__ import annotations
 
-from flask import abort, current_app, redirect, render_template, request, url_for
+from flask import current_app, redirect, render_template, request, url_for
 from packaging.metadata import parse_email
 from packaging.version import Version
 from readme_renderer import markdown, rst, txt
 
-from app.access import authorize
-from app.access.policy import RegistryResource, find_registry
-from app.console import session as console_session
-from app.console.gate import page
+from app.access.policy import find_registry
+from app.console.blueprint import bp, form_of
 from app.console.templating import base_url, notice
-from app.pypi import store
-from app.pypi.distributions import MAX_METADATA
-from app.pypi.errors import PyPIError
-from app.pypi.names import normalize
-from app.registry.errors import RegistryError
+from app.errors import NotFound
+from app.gate import permits, requires
+from app.registry.python import files as listing
+from app.registry.python import withdraw
+from app.registry.python.files import MAX_METADATA
+from app.registry.python.names import normalize
 
 MAX_REASON = 1024
 
@@ -43,7 +42,7 @@ def _metadata(digest: str) -> dict:
     try:
         with blobstore.open(digest) as f:
             data = f.read(MAX_METADATA + 1)
-    except (OSError, RegistryError):
+    except OSError:
         return {}
     if len(data) > MAX_METADATA:
         return {}
@@ -51,22 +50,24 @@ def _metadata(digest: str) -> dict:
     return dict(raw)
 
 
-def _target(org: str, registry: str) -> store.Target:
-    return store.Target(org, registry, find_registry(org, registry))
+def _target(org: str, registry: str) -> listing.Target:
+    found = find_registry(org, registry)
+    if found is None:  # the gate allows nothing on a missing registry; kept for the type checker
+        raise NotFound(f"no registry {org}/{registry}")
+    return listing.Target(org, registry, found)
 
 
-@page("/orgs/<org>/<registry>/python/<project>", "pull", "registry")
+@bp.route("/orgs/<org>/<registry>/python/<project>")
+@requires("pull", "registry")
 def python_project(org: str, registry: str, project: str):
     name = normalize(project)
     if name != project:
         return redirect(url_for("console.python_project", org=org, registry=registry, project=name))
     target = _target(org, registry)
-    try:
-        files = store.live_files(store.project(target, name))
-    except PyPIError:
-        files = []
+    found = listing.find_project(target, name)
+    files = listing.live_files(found) if found is not None else []
     if not files:
-        abort(404)
+        raise NotFound(f"no project {name!r} in {org}/{registry}")
     releases: dict[str, list] = {}
     for f in sorted(files, key=lambda f: (Version(f.version), f.filename), reverse=True):
         releases.setdefault(f.version, []).append(f)
@@ -79,8 +80,6 @@ def python_project(org: str, registry: str, project: str):
     description = meta.get("description") or ""
     content_type = meta.get("description_content_type")
     html = render_description(description, content_type) if description else None
-    principal = console_session.current_principal()
-    resource = RegistryResource(org, registry)
     index = f"{base_url()}/api/v1/{org}/{registry}/python/simple/"
     return render_template(
         "console/python_project.html",
@@ -92,8 +91,8 @@ def python_project(org: str, registry: str, project: str):
         files=chosen,
         meta=meta,
         description_html=html,
-        may_push=authorize(principal, "push", resource),
-        may_delete=authorize(principal, "delete", resource),
+        may_push=permits("push", "registry", org=org, registry=registry),
+        may_delete=permits("delete", "registry", org=org, registry=registry),
         index=index,
         public=target.registry.public,
     )
@@ -107,31 +106,24 @@ def _back(org: str, registry: str, project: str, version: str | None = None):
     )
 
 
-@page(
+@bp.route(
     "/orgs/<org>/<registry>/python/<project>/files/<filename>/<any(yank,unyank):how>",
-    "push",
-    "registry",
-    methods=("POST",),
+    methods=["POST"],
 )
+@requires("push", "registry")
+@form_of("console.python_project")
 def yank_file(org: str, registry: str, project: str, filename: str, how: str):
     reason = request.form.get("reason", "").strip()[:MAX_REASON] or None
-    try:
-        files = store.set_yanked(
-            _target(org, registry), project, filename=filename, yanked=how == "yank", reason=reason
-        )
-    except PyPIError:
-        notice(f"No file {filename!r} in {project}.", "error")
-        return _back(org, registry, project)
+    files = withdraw.set_yanked(
+        _target(org, registry), project, filename=filename, yanked=how == "yank", reason=reason
+    )
     notice(f"{filename} {'yanked' if how == 'yank' else 'is no longer yanked'}.")
     return _back(org, registry, project, files[0].version)
 
 
-@page(
-    "/orgs/<org>/<registry>/python/<project>/files/<filename>/delete",
-    "delete",
-    "registry",
-    methods=("POST",),
-)
+@bp.route("/orgs/<org>/<registry>/python/<project>/files/<filename>/delete", methods=["POST"])
+@requires("delete", "registry")
+@form_of("console.python_project")
 def delete_file(org: str, registry: str, project: str, filename: str):
     if request.form.get("confirm") != "yes":
         return render_template(
@@ -143,12 +135,9 @@ def delete_file(org: str, registry: str, project: str, filename: str):
             repo=None,
             action=request.path,
         )
-    try:
-        store.delete(_target(org, registry), project, filename=filename)
-    except PyPIError:
-        notice(f"No file {filename!r} in {project}.", "error")
-        return _back(org, registry, project)
+    target = _target(org, registry)
+    withdraw.delete(target, project, filename=filename)
     notice(f"Deleted {filename}. Its name can never be uploaded again.")
-    if not store.live_files(store.project(_target(org, registry), normalize(project))):
+    if not listing.live_files(listing.project(target, normalize(project))):
         return redirect(url_for("console.registry", org=org, registry=registry))
     return _back(org, registry, project)

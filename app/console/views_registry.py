@@ -6,15 +6,15 @@ from __future__ import annotations
 from flask import render_template, request
 from sqlalchemy import func, select
 
-from app.access import authorize
-from app.access.policy import RegistryResource, find_registry
+from app.access.policy import find_registry
 from app.console import session as console_session
+from app.console.blueprint import bp
 from app.console.connect import snippets
-from app.console.gate import page
 from app.console.pagination import pager
 from app.console.templating import base_url, host
+from app.gate import permits, requires
 from app.models import Manifest, PythonFile, PythonProject, Repository, Tag, db
-from app.pypi.names import NAMESPACE
+from app.registry.python.names import NAMESPACE
 
 SORTS = ("name", "pushed")
 
@@ -72,7 +72,8 @@ def repository_rows(registry_id: int, q: str, sort: str, offset: int, limit: int
     return db.session.execute(query).all()
 
 
-@page("/orgs/<org>/<registry>", "pull", "registry")
+@bp.route("/orgs/<org>/<registry>")
+@requires("pull", "registry")
 def registry(org: str, registry: str):
     reg = find_registry(org, registry)
     q = request.args.get("q", "").strip()[:100]
@@ -93,9 +94,8 @@ def registry(org: str, registry: str):
             .limit(200)
         ).scalars()
     )
-    principal = console_session.current_principal()
     me = console_session.current_user()
-    can_push = authorize(principal, "push", RegistryResource(org, registry))
+    can_push = permits("push", "registry", org=org, registry=registry)
     return render_template(
         "console/registry.html",
         org=org,

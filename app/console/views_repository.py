@@ -3,21 +3,20 @@ attached to it, and deletion for those who may delete."""
 
 from __future__ import annotations
 
-from flask import abort, current_app, redirect, render_template, request, url_for
+from flask import current_app, redirect, render_template, request, url_for
 from sqlalchemy import exists, select
 
-from app.access import authorize
-from app.access.policy import RegistryResource
 from app.console import artifacts
-from app.console import session as console_session
-from app.console.gate import page
+from app.console.blueprint import bp, form_of
 from app.console.kinds import LABELS, kind_of
 from app.console.pagination import pager
 from app.console.templating import notice
+from app.errors import Invalid, NotFound
+from app.gate import permits, requires
 from app.models import Manifest, Repository, Tag, db
-from app.pypi.names import is_reserved_path
 from app.registry import blobs, digests, manifest_store
 from app.registry.errors import RegistryError
+from app.registry.names import is_reserved_path
 from app.web import send_blob
 
 REPO = "/orgs/<org>/<registry>/r/<path:repo>"
@@ -28,23 +27,21 @@ def _repository(org: str, registry: str, repo: str) -> Repository:
         select(Repository).where(Repository.name == f"{org}/{registry}/{repo}")
     ).scalar_one_or_none()
     if found is None:
-        abort(404)
+        raise NotFound(f"no repository {repo!r} in {org}/{registry}")
     return found
 
 
 def _may_delete(org: str, registry: str, repo: str) -> bool:
     # Python files are deleted from the project page, which keeps the index rows in step.
-    principal = console_session.current_principal()
-    return not is_reserved_path(repo) and authorize(
-        principal, "delete", RegistryResource(org, registry)
-    )
+    return not is_reserved_path(repo) and permits("delete", "registry", org=org, registry=registry)
 
 
 def _store():
     return current_app.extensions["cargohold.store"]
 
 
-@page(REPO, "pull", "registry")
+@bp.route(REPO)
+@requires("pull", "registry")
 def repository(org: str, registry: str, repo: str):
     found = _repository(org, registry, repo)
     pg, upg = pager("page"), pager("upage")
@@ -89,13 +86,11 @@ def repository(org: str, registry: str, repo: str):
     )
 
 
-@page(REPO + "/-/manifests/<reference>", "pull", "registry")
+@bp.route(REPO + "/-/manifests/<reference>")
+@requires("pull", "registry")
 def artifact(org: str, registry: str, repo: str, reference: str):
     found = _repository(org, registry, repo)
-    try:
-        manifest = manifest_store.find(found, reference)
-    except RegistryError:
-        abort(404)
+    manifest = manifest_store.find(found, reference)
     if not digests.is_digest(reference):
         return redirect(
             url_for(
@@ -145,16 +140,14 @@ def artifact(org: str, registry: str, repo: str, reference: str):
     )
 
 
-@page(REPO + "/-/blobs/<digest>", "pull", "registry")
+@bp.route(REPO + "/-/blobs/<digest>")
+@requires("pull", "registry")
 def download_blob(org: str, registry: str, repo: str, digest: str):
     """A layer or config, for a browser: only through this repository's link to it."""
     found = _repository(org, registry, repo)
-    try:
-        size = blobs.linked_size(found, blobs.check_digest(digest))
-    except RegistryError:
-        abort(404)
+    size = blobs.linked_size(found, digest) if digests.is_digest(digest) else None
     if size is None:
-        abort(404)
+        raise NotFound("no such blob in this repository")
     name = request.args.get("filename", "")
     safe = "".join(c for c in name if c.isalnum() or c in "._-+")[:200] or None
     return send_blob(_store(), digest, size, "private, max-age=0", filename=safe)
@@ -175,21 +168,23 @@ def _confirm_or(kind: str, what: str, org: str, registry: str, repo: str):
     )
 
 
-@page(REPO + "/-/tags/<tag>/delete", "delete", "registry", methods=("POST",))
+@bp.route(REPO + "/-/tags/<tag>/delete", methods=["POST"])
+@requires("delete", "registry")
+@form_of("console.repository")
 def delete_tag(org: str, registry: str, repo: str, tag: str):
     return _delete(org, registry, repo, tag, "tag")
 
 
-@page(REPO + "/-/manifests/<reference>/delete", "delete", "registry", methods=("POST",))
+@bp.route(REPO + "/-/manifests/<reference>/delete", methods=["POST"])
+@requires("delete", "registry")
+@form_of("console.repository")
 def delete_manifest(org: str, registry: str, repo: str, reference: str):
     return _delete(org, registry, repo, reference, "manifest")
 
 
 def _delete(org: str, registry: str, repo: str, reference: str, kind: str):
-    back = redirect(url_for("console.repository", org=org, registry=registry, repo=repo))
     if is_reserved_path(repo):
-        notice("Python files are deleted from their project's page.", "error")
-        return back
+        raise Invalid("Python files are deleted from their project's page.")
     found = db.session.execute(
         select(Repository).where(Repository.name == f"{org}/{registry}/{repo}")
     ).scalar_one_or_none()
@@ -197,15 +192,15 @@ def _delete(org: str, registry: str, repo: str, reference: str, kind: str):
         notice("That repository does not exist.", "error")
         return redirect(url_for("console.registry", org=org, registry=registry))
     if (kind == "tag") == digests.is_digest(reference):
-        notice(f"{reference!r} is not a {kind}.", "error")
-        return back
+        raise Invalid(f"{reference!r} is not a {kind}.")
     confirm = _confirm_or(kind, reference, org, registry, repo)
     if confirm is not None:
         return confirm
     try:
         manifest_store.delete_reference(found, reference)
-    except RegistryError:
-        notice(f"No {kind} {reference!r} in {repo}.", "error")
-        return back
+    except RegistryError as exc:
+        if exc.status != 404:
+            raise
+        raise NotFound(f"No {kind} {reference!r} in {repo}.") from None
     notice(f"Deleted {kind} {reference}.")
-    return back
+    return redirect(url_for("console.repository", org=org, registry=registry, repo=repo))

@@ -117,10 +117,10 @@ def _describe_request(_exc: BaseException | None = None) -> None:
 
 
 def _oci_route(rest: str, environ: dict) -> str:
-    from app.oci.routes import ROUTES
+    from app.oci.routes import TABLE
 
     method = "GET" if request.method == "HEAD" else request.method
-    for pattern, handlers in ROUTES:
+    for pattern, handlers in TABLE:
         m = pattern.match(rest)
         if m is None:
             continue

@@ -7,8 +7,8 @@ import click
 from app.access.policy import find_registry
 from app.errors import CoreError
 from app.models.transaction import unit_of_work
-from app.pypi import withdraw
-from app.pypi.index import Target
+from app.registry.python import withdraw
+from app.registry.python.files import Target
 
 
 def _target(where: str) -> Target:

@@ -28,10 +28,10 @@ from app.pypi import artifact, distributions
 from app.pypi.distributions import SDIST, WHEEL, CoreMetadata, DistFilename
 from app.pypi.errors import bad_request
 from app.pypi.form import UploadForm
-from app.pypi.index import Target, find_project
-from app.pypi.names import is_valid, normalize
 from app.registry import blobs, manifest_store, repositories, uploads
 from app.registry.manifests import OCI_MANIFEST
+from app.registry.python.files import Target, find_project
+from app.registry.python.names import is_valid, normalize
 from app.storage import BlobStore
 
 MAX_FILE_SIZE = 1024 * 1024 * 1024

@@ -20,11 +20,13 @@ from app.auth.credentials import current_caller
 from app.errors import CoreError
 from app.gate import LATER, Target, kind, require, requires
 from app.models import PythonFile
-from app.pypi import cli, publish, simple, withdraw
-from app.pypi import index as listing
+from app.pypi import cli, publish, simple
 from app.pypi.errors import bad_request, not_found
 from app.pypi.form import read_upload
-from app.pypi.names import normalize, repository
+from app.pypi.index import root_page
+from app.registry.python import files as listing
+from app.registry.python import withdraw
+from app.registry.python.names import normalize, repository
 from app.web import BASIC_CHALLENGE, drain_request_body, read_json_body, send_blob
 
 bp = Blueprint("pypi", __name__, url_prefix="/api/v1/<org>/<registry>/python", cli_group="python")
@@ -159,7 +161,7 @@ def index_redirect(org: str, registry: str):
 def index(org: str, registry: str):
     target = _target(org, registry)
     content_type = simple.negotiate(request.accept_mimetypes)
-    body = listing.root_page(target, content_type)
+    body = root_page(target, content_type)
     return _page(body, content_type, listing.last_change(target), target.registry.public)
 
 

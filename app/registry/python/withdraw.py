@@ -6,12 +6,12 @@ from __future__ import annotations
 from packaging.version import InvalidVersion, Version
 from sqlalchemy import select
 
+from app.errors import NotFound
 from app.models import Manifest, PythonFile, PythonProject, db
 from app.models.base import utcnow
-from app.pypi.errors import not_found
-from app.pypi.index import Target, live_files, project
-from app.pypi.names import normalize
 from app.registry import blobs, manifest_store, repositories
+from app.registry.python.files import Target, live_files, project
+from app.registry.python.names import normalize
 
 
 def _select(
@@ -25,10 +25,10 @@ def _select(
         try:
             wanted = Version(version)
         except InvalidVersion:
-            raise not_found(f"No release {version!r} of {proj.name}") from None
+            raise NotFound(f"No release {version!r} of {proj.name}") from None
         files = [f for f in files if Version(f.version) == wanted]
     if not files:
-        raise not_found(f"No such file or release of {proj.name}")
+        raise NotFound(f"No such file or release of {proj.name}")
     return proj, files
 
 
