@@ -150,7 +150,9 @@ def download_blob(org: str, registry: str, repo: str, digest: str):
         raise NotFound("no such blob in this repository")
     name = request.args.get("filename", "")
     safe = "".join(c for c in name if c.isalnum() or c in "._-+")[:200] or None
-    return send_blob(_store(), digest, size, "private, max-age=0", filename=safe)
+    # Sent from here, never redirected to the store: a presigned URL would lose the file's name
+    # and the page's origin, and a browser would show the bytes instead of saving them.
+    return send_blob(_store(), digest, size, "private, max-age=0", filename=safe, redirect=False)
 
 
 def _confirm_or(kind: str, what: str, org: str, registry: str, repo: str):

@@ -444,3 +444,46 @@ def test_connect_panel_publish_commands_run_as_shown(console_for, server, tmp_pa
         auth=("alice", server.users["alice"]),
     )
     assert r.status_code == 200 and "1.0" in r.text
+
+
+def test_wrong_current_passwords_count_as_failed_logins(strict_server):
+    """The count a wrong current password adds is committed with the request that refuses it."""
+    name, password = new_user(strict_server, "guess")
+    c = Console(strict_server.url)
+    c.sign_in(name, password)
+    for _ in range(3):
+        r = c.post(
+            "/account/password",
+            {"current_password": "wrong", "new_password": "x" * 12, "confirm_password": "x" * 12},
+        )
+        assert r.status_code == 302
+    r = requests.get(f"{strict_server.url}/auth/token", auth=(name, password))
+    assert r.status_code == 429
+
+
+# ---- the session cookie is the console's credential, nowhere else -------------------------------
+
+
+def test_session_cookie_authorizes_console_routes_only(console_for, server):
+    """A browser sends the cookie with every request to this host, cross-site ones included: on
+    the API, the registry and the Python index it must count for nothing."""
+    c = console_for("alice")
+    assert c.get("/orgs/acme/main").status_code == 200
+    for path in (
+        "/api/v1/user",
+        "/api/v1/orgs/acme",
+        "/v2/_catalog",
+        "/v2/acme/main/console/app/tags/list",
+        "/api/v1/acme/main/python/simple/",
+    ):
+        r = c.http.get(server.url + path, allow_redirects=False)
+        assert r.status_code == 401, (path, r.status_code, r.text[:200])
+    r = c.http.post(server.url + "/api/v1/tokens", json={"name": "by-cookie"})
+    assert r.status_code == 401
+    # And on console routes the Authorization header proves nothing: the session alone does.
+    r = requests.get(
+        server.url + "/orgs/acme/main",
+        auth=("alice", server.users["alice"]),
+        allow_redirects=False,
+    )
+    assert r.status_code == 302 and "/sign-in" in r.headers["Location"]
