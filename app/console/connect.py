@@ -2,7 +2,8 @@
 
 Every snippet is meant to be pasted and run as shown; insecure-registry flags appear only when
 the server is plain http, and each command reads the password from the environment rather than
-from the command line."""
+from the command line. Where a password goes in an argument it is one argument
+(`--password="..."`): after `-p`, a password starting with "-" would be read as an option."""
 
 from __future__ import annotations
 
@@ -99,7 +100,8 @@ def snippets(base_url: str, host: str, org: str, registry: str, user: str) -> li
         Snippet(
             "twine",
             "twine",
-            f'twine upload --repository-url {index}/ -u {user} -p "$CARGOHOLD_PASSWORD" dist/*\n'
+            f"twine upload --repository-url {index}/ -u {user} "
+            '--password="$CARGOHOLD_PASSWORD" dist/*\n'
             "\n# or once, in ~/.pypirc, then: twine upload -r cargohold dist/*\n"
             "[distutils]\n"
             "index-servers = cargohold\n"
@@ -120,7 +122,7 @@ def snippets(base_url: str, host: str, org: str, registry: str, user: str) -> li
             f"export UV_INDEX_{uv_env}_USERNAME={user}\n"
             f'export UV_INDEX_{uv_env}_PASSWORD="$CARGOHOLD_PASSWORD"\n'
             "\n"
-            f'uv publish --publish-url {index}/ -u {user} -p "$CARGOHOLD_PASSWORD"',
+            f'uv publish --publish-url {index}/ -u {user} --password="$CARGOHOLD_PASSWORD"',
         ),
     ]
 
