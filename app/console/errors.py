@@ -44,7 +44,11 @@ def render_error(status: int, detail: str | None = None, headers: dict | None = 
 
 
 def sign_in_first():
+    """To the sign-in page, which brings the person back to this page afterwards: a path of this
+    site only (never "//elsewhere"), and only for a page, not a form's action."""
     target = request.full_path.rstrip("?") if request.method == "GET" else None
+    if target and (target.startswith("//") or "\\" in target):
+        target = None
     return redirect(url_for("console.sign_in", next=target))
 
 
