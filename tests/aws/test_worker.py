@@ -123,6 +123,7 @@ def test_an_invitation_named_in_the_sign_up_is_accepted(app, moto, pool, queues)
     event = sign_up_event(pool)
     email = event["request"]["userAttributes"]["email"]
     invitation = tenancy.invite("team", email, "writer", owner)
+    db.session.commit()  # the worker reads in a session of its own
     event["request"]["clientMetadata"] = {"invitation": str(invitation.id)}
     message = publish(moto, queues.url, event)
     make_worker(app, moto, queues).poll()
@@ -137,6 +138,7 @@ def test_an_invitation_for_someone_else_is_not_accepted(app, moto, pool, queues)
     owner = tenancy.create_user("owner", "owner-password-1")
     tenancy.create_org("team", owner)
     invitation = tenancy.invite("team", "someone-else@example.com", "admin", owner)
+    db.session.commit()  # the worker reads in a session of its own
     message = publish(moto, queues.url, sign_up_event(pool, invitation=invitation.id))
     make_worker(app, moto, queues).poll()
     (user,) = users_with(message["sub"])
@@ -156,6 +158,7 @@ def test_personal_organisations_follow_the_setting(make_app, moto, pool, queues)
 def test_a_taken_organisation_name_gets_a_suffix(app, moto, pool, queues):
     other = tenancy.create_user("other", "other-password-1")
     tenancy.create_org("dora", other)
+    db.session.commit()  # the worker reads in a session of its own
     message = publish(moto, queues.url, sign_up_event(pool, username="Dora"))
     make_worker(app, moto, queues).poll()
     (user,) = users_with(message["sub"])
@@ -169,6 +172,7 @@ def test_poison_messages_go_to_the_dead_letter_queue_after_the_redrive_count(
 ):
     sqs = moto.client("sqs")
     tenancy.create_user("taken", "local-password-1")
+    db.session.commit()  # the worker reads in a session of its own
     bodies = [
         "not json at all",
         json.dumps({"type": "cargohold.signup", "version": 99, "sub": "x"}),
