@@ -67,6 +67,21 @@ def wait_for_record(srv: Server, request_id: str, status: int | None = None) -> 
     raise AssertionError(f"no access record for {request_id}")
 
 
+def scrape_until(srv: Server, check) -> dict[str, float]:
+    """The metrics once `check` passes on them: a request is counted when the server closes
+    its response, just after the client has it."""
+    deadline = time.monotonic() + 10
+    while True:
+        m = scrape(srv)
+        try:
+            check(m)
+            return m
+        except (AssertionError, KeyError):
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)
+
+
 def scrape(srv: Server, **kwargs) -> dict[str, float]:
     r = requests.get(f"{srv.url}/metrics", **kwargs)
     assert r.status_code == 200, r.text
@@ -203,33 +218,45 @@ def test_metrics_count_requests_bytes_uploads_and_login_failures(server_factory)
     assert got.status_code == 200 and len(got.content) == MiB
     assert requests.get(f"{srv.url}/v2/", auth=("alice", "wrong-password")).status_code == 401
 
-    m = scrape(srv)
-    assert m['cargohold_http_requests_total{code="200",method="GET",route="oci:get_blob"}'] == 1
-    assert m['cargohold_http_requests_total{code="201",method="PUT",route="oci:put_manifest"}'] == 1
-    # Bytes both ways: the layer went in through a monolithic push and out by sendfile.
-    assert m['cargohold_http_request_size_bytes_sum{route="oci:start_upload"}'] >= MiB
-    # (and a 401 challenge's small body before the client fetched a token)
-    assert MiB <= m['cargohold_http_response_size_bytes_sum{route="oci:get_blob"}'] < MiB + 1024
-    # the first answer was the 401 that sent the client for a token
-    assert (
-        m['cargohold_http_request_duration_seconds_count{method="GET",route="oci:get_blob"}'] == 2
-    )
-    assert m['cargohold_registry_upload_sessions_total{outcome="completed"}'] >= 2
-    assert m['cargohold_auth_login_failures_total{reason="invalid"}'] == 1
-    assert m["cargohold_registry_upload_sessions_open"] == 0
+    def pushed_and_pulled(m: dict[str, float]) -> None:
+        assert m['cargohold_http_requests_total{code="200",method="GET",route="oci:get_blob"}'] == 1
+        assert (
+            m['cargohold_http_requests_total{code="201",method="PUT",route="oci:put_manifest"}']
+            == 1
+        )
+        # Bytes both ways: the layer went in through a monolithic push and out by sendfile.
+        assert m['cargohold_http_request_size_bytes_sum{route="oci:start_upload"}'] >= MiB
+        # (and a 401 challenge's small body before the client fetched a token)
+        assert MiB <= m['cargohold_http_response_size_bytes_sum{route="oci:get_blob"}'] < MiB + 1024
+        # the first answer was the 401 that sent the client for a token
+        assert (
+            m['cargohold_http_request_duration_seconds_count{method="GET",route="oci:get_blob"}']
+            == 2
+        )
+        assert m['cargohold_registry_upload_sessions_total{outcome="completed"}'] >= 2
+        assert m['cargohold_auth_login_failures_total{reason="invalid"}'] == 1
+        assert m["cargohold_registry_upload_sessions_open"] == 0
+
+    m = scrape_until(srv, pushed_and_pulled)
     # Routes, never raw paths: no label carries a repository name or digest.
     assert not [k for k in m if "metrics/app" in k or "sha256" in k]
 
     # An upload left open is counted, then its cancellation.
     r = client.request("POST", "/v2/acme/main/metrics/app/blobs/uploads/")
     assert r.status_code == 202
-    m = scrape(srv)
-    assert m["cargohold_registry_upload_sessions_open"] == 1
-    assert m['cargohold_registry_upload_sessions_total{outcome="started"}'] >= 1
+
+    def one_open(m: dict[str, float]) -> None:
+        assert m["cargohold_registry_upload_sessions_open"] == 1
+        assert m['cargohold_registry_upload_sessions_total{outcome="started"}'] >= 1
+
+    scrape_until(srv, one_open)
     assert client.request("DELETE", r.headers["Location"]).status_code == 204
-    m = scrape(srv)
-    assert m['cargohold_registry_upload_sessions_total{outcome="cancelled"}'] == 1
-    assert m["cargohold_registry_upload_sessions_open"] == 0
+
+    def cancelled(m: dict[str, float]) -> None:
+        assert m['cargohold_registry_upload_sessions_total{outcome="cancelled"}'] == 1
+        assert m["cargohold_registry_upload_sessions_open"] == 0
+
+    scrape_until(srv, cancelled)
 
 
 def test_metrics_add_up_every_worker(server_factory, tmp_path):
