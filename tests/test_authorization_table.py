@@ -104,6 +104,7 @@ REQUIREMENTS: dict[str, str] = {
     "GET api.list_trust_policies": "org:admin",
     "POST api.create_trust_policy": "org:admin",
     "DELETE api.delete_trust_policy": "org:admin",
+    "GET api.gc_status": "site:admin",
 }
 
 # Targets: A = acme/main (private, acme), P = other/private, Q = other/public.
@@ -169,6 +170,8 @@ ALLOWED: dict[str, dict[str, frozenset[str]]] = {
         for c in CALLERS
     },
 }
+# The bootstrap administrator ("admin") is the site administrator; a read-only token is not.
+ALLOWED["site:admin"] = {c: (ALL if c in ("admin", "admin-password") else NONE) for c in CALLERS}
 ALLOWED["delete"] = ALLOWED["push"]
 ALLOWED["catalog"] = ALLOWED["login"]
 

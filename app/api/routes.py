@@ -12,6 +12,7 @@ from app.access import (
     ORG_ADMIN,
     ORG_CREATE,
     ORG_READ,
+    SITE_ADMIN,
     access_tokens,
     accounts,
     oidc,
@@ -30,6 +31,7 @@ from app.models import (
     db,
 )
 from app.models.base import utcnow
+from app.registry import gc
 from app.web import read_json_body
 
 # A trust-policy exchange hands out a token for one CI job, not for a day.
@@ -481,3 +483,14 @@ def oidc_exchange():
             "subject": claims.get("sub"),
         }
     )
+
+
+# ---- garbage collection ----------------------------------------------------------------------
+
+
+@route("GET", "/admin/gc", SITE_ADMIN, "site")
+def gc_status():
+    """Garbage collection: candidates pending, bytes reclaimed, the last run."""
+    figures = gc.status()
+    figures["last_run_at"] = iso(figures["last_run_at"])
+    return jsonify(figures)

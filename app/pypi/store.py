@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from app import digests
+from app.errors import Unavailable
 from app.models import Manifest, PythonFile, PythonProject, Registry, db
 from app.models.base import utcnow
 from app.models.upsert import insert_ignore
@@ -265,6 +266,13 @@ def _put_file_blob(store: BlobStore, spool: BinaryIO, digest: str) -> None:
         raise
 
 
+def _claim(digest: str, size: int) -> None:
+    try:
+        blobs.record(digest, size)
+    except RegistryError:
+        raise Unavailable("this file's content is being removed right now: retry") from None
+
+
 def _manifest(
     dist: DistFilename,
     size: int,
@@ -314,10 +322,13 @@ def upload(
     repo = repositories.ensure(repo_name)
     digest = f"sha256:{form.sha256}"
     meta_digest = digests.of_bytes(meta_bytes)
+    contents = ((digest, form.size), (meta_digest, len(meta_bytes)))
+    for d, size in contents:
+        # Rows before objects: content the collector is deleting is refused untouched.
+        _claim(d, size)
     _put_file_blob(store, spool, digest)
     store.put(meta_digest, meta_bytes)
-    for d, size in ((digest, form.size), (meta_digest, len(meta_bytes))):
-        blobs.record(d, size)
+    for d, _size in contents:
         blobs.link(repo, d)
     body = _manifest(
         dist, form.size, digest, meta_digest, len(meta_bytes), _annotations(meta, dist)
