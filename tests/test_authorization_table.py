@@ -105,6 +105,7 @@ REQUIREMENTS: dict[str, str] = {
     "POST api.create_trust_policy": "org:admin",
     "DELETE api.delete_trust_policy": "org:admin",
     "GET api.gc_status": "site:admin",
+    "DELETE api.delete_manifest": "delete",
 }
 
 # Targets: A = acme/main (private, acme), P = other/private, Q = other/public.
@@ -305,6 +306,8 @@ def request_for(key: str, rule: str, target: str, content) -> tuple[str, str, di
         "project": "nothing",
         "filename": "nothing-1.0.tar.gz",
         "version": "1.0",
+        "path:repository": "table/app",
+        "digest": ZERO,
     }
     path = rule
     for placeholder, value in values.items():

@@ -377,3 +377,123 @@ def test_index_records_references_of_older_manifests(gc_server):
     assert srv.sql("SELECT count(*) FROM manifest_references") == expected
     gc_run(srv)
     pull_completely(c, "acme/main/idx/app", digest)
+
+
+# ---- graph-aware delete ------------------------------------------------------------------------
+
+INDEX = "application/vnd.oci.image.index.v1+json"
+
+
+def push_referrer(c: OCIClient, repo: str, subject: str, kind: str) -> str:
+    empty = c.push_blob(repo, b"{}")
+    payload = c.push_blob(repo, f"{kind} of {subject}".encode())
+    size = c.request("GET", f"/v2/{repo}/manifests/{subject}", headers={"Accept": MANIFEST})
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST,
+        "artifactType": f"application/vnd.test.{kind}",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+        "layers": [
+            {
+                "mediaType": "application/octet-stream",
+                "digest": payload,
+                "size": len(f"{kind} of {subject}".encode()),
+            }
+        ],
+        "subject": {"mediaType": MANIFEST, "digest": subject, "size": len(size.content)},
+    }
+    r = c.push_manifest(repo, digest_of(json.dumps(manifest).encode()), manifest)
+    assert r.status_code == 201, r.text
+    return r.headers["Docker-Content-Digest"]
+
+
+def push_index(c: OCIClient, repo: str, ref: str, children: list[str]) -> str:
+    descs = []
+    for child in children:
+        body = c.request("GET", f"/v2/{repo}/manifests/{child}", headers={"Accept": MANIFEST})
+        descs.append({"mediaType": MANIFEST, "digest": child, "size": len(body.content)})
+    r = c.push_manifest(repo, ref, {"schemaVersion": 2, "mediaType": INDEX, "manifests": descs})
+    assert r.status_code == 201, r.text
+    return r.headers["Docker-Content-Digest"]
+
+
+def exists(c: OCIClient, repo: str, digest: str) -> bool:
+    accept = f"{MANIFEST}, {INDEX}"
+    r = c.request("HEAD", f"/v2/{repo}/manifests/{digest}", headers={"Accept": accept})
+    return r.status_code == 200
+
+
+def test_graph_aware_delete_with_dry_run(gc_server):
+    srv, c = gc_server, client(gc_server)
+    auth = ("admin", srv.users["admin"])
+    repo = "acme/main/graph/app"
+    api = f"{srv.url}/api/v1/orgs/acme/registries/main/repositories/graph/app/manifests"
+
+    image = push(c, repo, "v1", [b"graph image layer"])
+    signature = push_referrer(c, repo, image, "signature")
+    sbom = push_referrer(c, repo, image, "sbom")
+    countersign = push_referrer(c, repo, signature, "signature")
+    other = push(c, repo, "other", [b"unrelated layer"])
+
+    r = requests.delete(f"{api}/{image}?dry_run=true", auth=auth, timeout=30)
+    assert r.status_code == 200, r.text
+    plan = {item["digest"]: item["reason"] for item in r.json()["removed"]}
+    assert plan == {
+        image: "requested",
+        signature: f"referrer of {image}",
+        sbom: f"referrer of {image}",
+        countersign: f"referrer of {signature}",
+    }
+    assert all(exists(c, repo, d) for d in plan)  # a dry run changes nothing
+
+    # The registry protocol's DELETE is graph-aware too.
+    assert c.request("DELETE", f"/v2/{repo}/manifests/{image}").status_code == 202
+    assert not any(exists(c, repo, d) for d in plan)
+    assert exists(c, repo, other)
+
+    # An index takes the children nothing else uses: not one another index or a tag holds.
+    solo = push(c, repo, "solo-src", [b"solo child"])
+    shared = push(c, repo, "shared-src", [b"shared child"])
+    tagged = push(c, repo, "tagged", [b"tagged child"])
+    for tag in ("solo-src", "shared-src"):
+        assert c.request("DELETE", f"/v2/{repo}/manifests/{tag}").status_code == 202
+    keeper = push_index(c, repo, "keeper", [shared])
+    index = push_index(c, repo, "multi", [solo, shared, tagged])
+    r = requests.delete(f"{api}/{index}", auth=auth, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json()["dry_run"] is False
+    assert {item["digest"] for item in r.json()["removed"]} == {index, solo}
+    assert not exists(c, repo, index) and not exists(c, repo, solo)
+    assert exists(c, repo, shared) and exists(c, repo, tagged) and exists(c, repo, keeper)
+
+    gc_run(srv)
+    for ref in ("other", "tagged"):
+        pull_completely(c, repo, ref)
+    assert digest_of(b"graph image layer") not in stored(srv)
+    assert digest_of(b"solo child") not in stored(srv)
+    assert digest_of(b"shared child") in stored(srv)
+
+
+def test_graph_delete_bad_input(gc_server):
+    srv = gc_server
+    auth = ("admin", srv.users["admin"])
+    api = f"{srv.url}/api/v1/orgs/acme/registries/main/repositories"
+    zero = "sha256:" + "0" * 64
+    push(client(srv), "acme/main/bad/app", "v1", [b"bad input layer"])
+    cases = [
+        (f"{api}/bad/app/manifests/{zero}?dry_run=maybe", 400, "INVALID"),
+        (f"{api}/bad/app/manifests/latest", 400, "DIGEST_INVALID"),
+        (f"{api}/bad/app/manifests/sha256:xyz", 400, "DIGEST_INVALID"),
+        (f"{api}/bad/app/manifests/{zero}", 404, "MANIFEST_UNKNOWN"),
+        (f"{api}/nothing/here/manifests/{zero}", 404, "NAME_UNKNOWN"),
+        (f"{api}/Bad..Name/manifests/{zero}", 400, "NAME_INVALID"),
+        (f"{api}/cargohold.python/pkg/manifests/{zero}", 403, "DENIED"),
+    ]
+    for url, status, code in cases:
+        r = requests.delete(url, auth=auth, timeout=30)
+        assert r.status_code == status, (url, r.text)
+        assert r.json()["errors"][0]["code"] == code, (url, r.text)
+    r = requests.delete(
+        f"{api}/bad/app/manifests/{zero}", auth=("victor", srv.users["victor"]), timeout=30
+    )
+    assert r.status_code == 403

@@ -31,7 +31,8 @@ from app.models import (
     db,
 )
 from app.models.base import utcnow
-from app.registry import gc
+from app.registry import deletion, gc, repositories
+from app.registry.names import is_reserved_path, parse_repository
 from app.web import read_json_body
 
 # A trust-policy exchange hands out a token for one CI job, not for a day.
@@ -494,3 +495,38 @@ def gc_status():
     figures = gc.status()
     figures["last_run_at"] = iso(figures["last_run_at"])
     return jsonify(figures)
+
+
+# ---- graph-aware manifest deletion -----------------------------------------------------------
+
+TRUE_WORDS = ("1", "true", "yes")
+FALSE_WORDS = ("", "0", "false", "no")
+
+
+@route(
+    "DELETE",
+    "/orgs/<org>/registries/<registry>/repositories/<path:repository>/manifests/<digest>",
+    "delete",
+    "registry",
+)
+def delete_manifest(org, registry, repository, digest):
+    """Delete a manifest with its referrers and unused index children (?dry_run=true lists
+    what would go and changes nothing)."""
+    flag = request.args.get("dry_run", "").lower()
+    if flag not in TRUE_WORDS + FALSE_WORDS:
+        raise ApiError(400, "INVALID", "dry_run must be true or false")
+    name = parse_repository(f"{org}/{registry}/{repository}")
+    if is_reserved_path(name.path):
+        raise ApiError(403, "DENIED", f"{name.full} is managed by its package API")
+    repo = repositories.require(name)
+    if flag in TRUE_WORDS:
+        removals = deletion.plan(repo, digest)
+    else:
+        removals = deletion.delete_manifest(repo, digest)
+    return jsonify(
+        {
+            "repository": name.full,
+            "dry_run": flag in TRUE_WORDS,
+            "removed": [r.as_json() for r in removals],
+        }
+    )

@@ -26,7 +26,7 @@ from sqlalchemy import delete, exists, func, select, update
 from app.models import Blob, BlobLink, GcCandidate, GcStats, Manifest, ManifestReference, db
 from app.models.base import utcnow
 from app.models.transaction import unit_of_work
-from app.models.upsert import upsert
+from app.models.upsert import insert_ignore, upsert
 from app.storage import BlobStore
 
 LIVE = "live"
@@ -143,10 +143,18 @@ def _remove(store: BlobStore, marked: list[tuple[str, int]], result: SweepResult
 
 
 def _add_stats(count: int, freed: int, run_at: datetime | None = None) -> None:
-    stats = db.session.get(GcStats, 1, with_for_update=_postgres())
-    if stats is None:
-        stats = GcStats(id=1, blobs_deleted=0, bytes_reclaimed=0, last_run_deleted=0)
-        db.session.add(stats)
+    # Two sweepers' first runs may both find no row: the insert tolerates the other's.
+    insert_ignore(
+        GcStats,
+        ["id"],
+        id=1,
+        blobs_deleted=0,
+        bytes_reclaimed=0,
+        last_run_deleted=0,
+        updated_at=utcnow(),
+    )
+    stats = db.session.get(GcStats, 1, with_for_update=_postgres(), populate_existing=True)
+    assert stats is not None
     stats.blobs_deleted += count
     stats.bytes_reclaimed += freed
     stats.updated_at = utcnow()
