@@ -497,3 +497,22 @@ def test_graph_delete_bad_input(gc_server):
         f"{api}/bad/app/manifests/{zero}", auth=("victor", srv.users["victor"]), timeout=30
     )
     assert r.status_code == 403
+
+
+def test_worker_pass_expires_abandoned_uploads_and_collects(gc_server):
+    srv, c = gc_server, client(gc_server)
+    repo = "acme/main/worker/app"
+    r = c.request("POST", f"/v2/{repo}/blobs/uploads/")
+    assert r.status_code == 202, r.text
+    location = r.headers["Location"]
+    r = c.request("PATCH", location, data=b"half of a layer")
+    assert r.status_code == 202, r.text
+    srv.sql("UPDATE uploads SET created_at = '2000-01-01 00:00:00'")
+    digest = push(c, repo, "v1", [b"worker layer"])
+    delete_manifest(c, repo, digest)
+
+    srv.flask("gc", "worker", "--once")
+    assert srv.sql("SELECT count(*) FROM uploads") == [(0,)]
+    assert c.request("GET", location).status_code == 404
+    assert digest_of(b"worker layer") not in stored(srv)
+    assert json.loads(srv.flask("gc", "status"))["candidates_pending"] == 0
