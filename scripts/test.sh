@@ -40,4 +40,4 @@ fi
 # ...then the protocol suites again on PostgreSQL + S3 (SeaweedFS).
 CARGOHOLD_TEST_BACKEND=postgres "$VENV/bin/pytest" -ra --junitxml=build/pytest-junit-postgres.xml \
   tests/test_oci_api.py tests/test_tenancy.py tests/test_authorization_table.py \
-  tests/clients tests/pypi tests/test_conformance.py tests/test_gc.py
+  tests/clients tests/pypi tests/test_conformance.py tests/test_gc.py tests/test_immutability.py

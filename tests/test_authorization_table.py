@@ -106,6 +106,9 @@ REQUIREMENTS: dict[str, str] = {
     "DELETE api.delete_trust_policy": "org:admin",
     "GET api.gc_status": "site:admin",
     "DELETE api.delete_manifest": "delete",
+    "GET api.list_tag_rules": "org:read",
+    "POST api.create_tag_rule": "org:admin",
+    "DELETE api.delete_tag_rule": "org:admin",
 }
 
 # Targets: A = acme/main (private, acme), P = other/private, Q = other/public.
@@ -303,6 +306,7 @@ def request_for(key: str, rule: str, target: str, content) -> tuple[str, str, di
         "int:token_id": "999999",
         "int:invitation_id": "999999",
         "int:policy_id": "999999",
+        "int:rule_id": "999999",
         "project": "nothing",
         "filename": "nothing-1.0.tar.gz",
         "version": "1.0",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, String
+from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import db, utcnow
@@ -39,3 +39,16 @@ class GcStats(db.Model):
     last_run_at: Mapped[datetime | None] = mapped_column()
     last_run_deleted: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TagRule(db.Model):
+    """Tag immutability: a tag of the registry matching `pattern` is never moved or deleted."""
+
+    __tablename__ = "tag_rules"
+    __table_args__ = (UniqueConstraint("registry_id", "pattern"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    registry_id: Mapped[int] = mapped_column(
+        ForeignKey("registries.id", ondelete="CASCADE"), index=True
+    )
+    pattern: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

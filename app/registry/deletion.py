@@ -9,7 +9,7 @@ from sqlalchemy import delete, select
 
 from app import digests
 from app.models import Manifest, ManifestReference, Repository, Tag, db
-from app.registry import blobs, gc, manifest_store, manifests
+from app.registry import blobs, gc, immutability, manifest_store, manifests
 from app.registry.errors import RegistryError
 
 
@@ -107,6 +107,8 @@ def delete_manifest(repo: Repository, digest: str) -> list[Removal]:
     """Delete the manifest and what `plan` lists with it; their content becomes candidates
     for the garbage collector."""
     removals = plan(repo, digest)
+    for removal in removals:
+        immutability.guard_delete(repo, removal.tags)
     rows = list(
         db.session.execute(
             select(Manifest).where(

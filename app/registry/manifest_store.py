@@ -11,7 +11,7 @@ from app.models import Manifest, ManifestReference, Repository, Tag, db
 from app.models.base import utcnow
 from app.models.ordering import bytewise
 from app.models.upsert import insert_ignore, upsert
-from app.registry import blobs, gc, manifests
+from app.registry import blobs, gc, immutability, manifests
 from app.registry.errors import RegistryError
 from app.registry.names import check_tag
 from app.storage import BlobStore
@@ -148,6 +148,7 @@ def put(
     # One order for every writer: two pushes naming the same tags lock their rows alike
     # instead of deadlocking on PostgreSQL.
     for tag in sorted(set(tags)):
+        immutability.guard_move(repo, tag, manifest.id)
         upsert(
             Tag,
             ["repository_id", "name"],
@@ -163,6 +164,11 @@ def put(
 def delete_reference(repo: Repository, reference: str) -> None:
     """A digest removes the manifest, its tags and its referrers entry; a tag removes the tag."""
     manifest = find(repo, reference)
+    if digests.is_digest(reference):
+        names = db.session.execute(select(Tag.name).where(Tag.manifest_id == manifest.id))
+        immutability.guard_delete(repo, list(names.scalars()))
+    else:
+        immutability.guard_delete(repo, [reference])
     # The manifest and everything it named may now be garbage; the collector decides later.
     gc.note([manifest.digest, *(references_of(manifest) if digests.is_digest(reference) else [])])
     if digests.is_digest(reference):

@@ -1,4 +1,5 @@
-"""lifecycle: blob state, manifest references, garbage-collection candidates and figures
+"""lifecycle: blob state, manifest references, garbage-collection candidates and figures,
+tag immutability rules
 
 Revision ID: 0006_lifecycle
 Revises: 0004_credential_epochs
@@ -58,8 +59,27 @@ def upgrade():
         sa.PrimaryKeyConstraint("id", name="pk_gc_stats"),
     )
 
+    op.create_table(
+        "tag_rules",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("registry_id", sa.Integer(), nullable=False),
+        sa.Column("pattern", sa.String(length=128), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["registry_id"],
+            ["registries.id"],
+            name="fk_tag_rules_registry_id_registries",
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name="pk_tag_rules"),
+        sa.UniqueConstraint("registry_id", "pattern", name="uq_tag_rules_registry_id"),
+    )
+    op.create_index("ix_tag_rules_registry_id", "tag_rules", ["registry_id"], unique=False)
+
 
 def downgrade():
+    op.drop_index("ix_tag_rules_registry_id", table_name="tag_rules")
+    op.drop_table("tag_rules")
     op.drop_table("gc_stats")
     op.drop_index("ix_gc_candidates_review_at", table_name="gc_candidates")
     op.drop_table("gc_candidates")
