@@ -2,7 +2,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 
-.PHONY: run test lint format tools services bench bench-backends install
+.PHONY: run test lint format tools services bench bench-backends install lambda image screenshots bench-console
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ run: install
 tools:
 	scripts/install-tools.sh
 
+# The Cognito sign-up trigger, as the zip terraform/lambda.tf deploys (deterministic).
+lambda: install
+	$(VENV)/bin/python scripts/build_lambda.py build/lambda_signup.zip
+
 services: install
 	scripts/services.sh start
 
@@ -25,12 +29,16 @@ services: install
 test: install tools
 	CARGOHOLD_START_SERVICES=1 scripts/test.sh
 
+# The container image (podman), on a base made from Debian packages where no registry is reachable.
+image: tools
+	scripts/image.sh
+
 lint: install
-	$(VENV)/bin/ruff check app tests bench wsgi.py gunicorn.conf.py
-	$(VENV)/bin/ruff format --check app tests bench wsgi.py gunicorn.conf.py
+	$(VENV)/bin/ruff check app worker lambda_signup scripts tests bench wsgi.py gunicorn.conf.py
+	$(VENV)/bin/ruff format --check app worker lambda_signup scripts tests bench wsgi.py gunicorn.conf.py
 
 format: install
-	$(VENV)/bin/ruff format app tests bench wsgi.py gunicorn.conf.py
+	$(VENV)/bin/ruff format app worker lambda_signup scripts tests bench wsgi.py gunicorn.conf.py
 
 # Cargohold side by side with Distribution, pypiserver and devpi; regenerates docs/benchmarks.md.
 bench: install
@@ -41,3 +49,16 @@ bench: install
 bench-backends: install services
 	scripts/install-bench-tools.sh
 	$(VENV)/bin/python bench/backends.py $(BENCH_ARGS)
+
+# The console's browser tests, then the screenshots docs/console.md shows, copied from their run.
+CONSOLE_SHOTS = sign-in home organisation-admin registry-connect repository artifact \
+	python-project account-new-token phone-artifact
+screenshots: install tools
+	rm -rf build/screenshots
+	$(VENV)/bin/python -m pytest -q tests/console/test_browser.py
+	mkdir -p docs/console
+	for name in $(CONSOLE_SHOTS); do cp build/screenshots/$$name.png docs/console/; done
+
+# Server time of the console's largest pages: 1,000 tags, 1,000 repositories (docs/benchmarks.md).
+bench-console: install
+	$(VENV)/bin/python bench/console.py $(BENCH_ARGS)

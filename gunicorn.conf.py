@@ -1,7 +1,12 @@
 """How gunicorn serves Cargohold, from CARGOHOLD_* environment variables:
 `gunicorn -c gunicorn.conf.py wsgi:app` (scripts/run.sh, the test servers, containers)."""
 
+from __future__ import annotations
+
+import glob
 import os
+import shutil
+import tempfile
 
 
 def _env(name: str, default: str) -> str:
@@ -21,4 +26,33 @@ worker_connections = int(_env("CONNECTIONS", "1000"))
 keepalive = int(_env("KEEPALIVE", "5"))
 # Several servers may run on one host (tests); they must not share one control socket.
 control_socket_disable = True
-accesslog = _env("ACCESS_LOG", "-") or None
+# The application writes the access log itself (app/ops/access.py): it knows the route, the
+# caller and the bytes sendfile sent, which gunicorn's own access log reports as 0.
+accesslog = None
+# Forwarded headers are trusted only through CARGOHOLD_TRUSTED_PROXIES, never by address.
+forwarded_allow_ips = ""
+
+# Metrics from every worker meet in one folder of files (prometheus_client's multiprocess
+# mode). It must be set before any worker imports prometheus_client, so here, at load time.
+_made_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _made_metrics_dir:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="cargohold-metrics-")
+os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
+
+def on_starting(server) -> None:
+    # Counters left by a previous run would be added to this one's.
+    for path in glob.glob(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "*.db")):
+        os.unlink(path)
+
+
+def child_exit(server, worker) -> None:
+    # A dead worker's live gauges (requests in flight) must stop counting.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server) -> None:
+    if _made_metrics_dir:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

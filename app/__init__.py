@@ -45,12 +45,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     Migrate(app, db, directory=str(MIGRATIONS))
 
     from app.auth.tokens import TokenIssuer
-    from app.identity.local import LocalIdentity
     from app.storage import create_store
 
     app.extensions["cargohold.settings"] = settings
     app.extensions["cargohold.store"] = create_store(settings)
-    app.extensions["cargohold.identity"] = LocalIdentity()
+    app.extensions["cargohold.identity"] = _identity_provider(settings)
     app.extensions["cargohold.tokens"] = TokenIssuer(
         key=settings.resolved_token_key(),
         service=settings.service,
@@ -65,6 +64,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.auth.routes import bp as auth_bp
     from app.cli import register as register_cli
     from app.oci.routes import bp as oci_bp
+    from app.ops import probes
     from app.pypi.routes import bp as pypi_bp
     from app.web import unit_of_work_per_request
 
@@ -72,11 +72,27 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(api_bp)
     app.register_blueprint(oci_bp)
     app.register_blueprint(pypi_bp)
+    from app.console import init_app as init_console
+
+    init_console(app)
     register_cli(app)
     _register_outage_handlers(app)
+    probes.init_app(app)
     gate.verify(app)
     unit_of_work_per_request(app)
     return app
+
+
+def _identity_provider(settings: Settings):
+    if settings.identity == "cognito":
+        from app.identity.cognito import CognitoIdentity
+
+        return CognitoIdentity(settings)
+    if settings.identity != "local":
+        raise ValueError(f"CARGOHOLD_IDENTITY={settings.identity!r}: use local or cognito")
+    from app.identity.local import LocalIdentity
+
+    return LocalIdentity()
 
 
 def _register_outage_handlers(app: Flask) -> None:
@@ -85,11 +101,15 @@ def _register_outage_handlers(app: Flask) -> None:
     from sqlalchemy.exc import OperationalError
 
     from app.errors import CoreError, Unavailable
+    from app.identity import IdentityUnavailable
     from app.storage import StorageUnavailable
     from app.web import distribution_error
 
     def unavailable(exc: Exception):
+        from app.ops.probes import count_backend_error
+
         app.logger.warning("backend unavailable: %s", exc.__class__.__name__)
+        count_backend_error(exc)
         db.session.rollback()
         err = Unavailable(
             "a storage or database backend is unavailable", headers={"Retry-After": "5"}
@@ -112,3 +132,4 @@ def _register_outage_handlers(app: Flask) -> None:
         return resp
 
     app.register_error_handler(TimeoutError, body_stalled)
+    app.register_error_handler(IdentityUnavailable, unavailable)

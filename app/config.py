@@ -102,6 +102,33 @@ class Settings:
     # Blob GETs answer 307 to a presigned URL, so bytes flow from the store, not through us.
     s3_redirect: bool = True
     s3_presign_ttl: int = 300
+    # Password for CARGOHOLD_DATABASE_URL, kept apart so a secret store can inject it alone.
+    database_password: str = ""
+    # Operations: log format (text or json), proxy hops to trust, /metrics bearer token.
+    log_format: str = "text"
+    trusted_proxies: int = 0
+    metrics_token: str = ""
+    # Who vouches for passwords: "local" (argon2 hashes here) or "cognito" (an AWS user pool).
+    identity: str = "local"
+    cognito_user_pool_id: str = ""
+    cognito_client_id: str = ""
+    cognito_client_secret: str = ""
+    cognito_region: str = ""
+    cognito_endpoint: str = ""
+    cognito_admin_group: str = ""
+    # The sign-up worker (python -m worker): the queue the Cognito trigger publishes to.
+    signup_queue_url: str = ""
+    sqs_endpoint: str = ""
+    # Personal organisation for new users: "always", "uninvited" (only when no invitation was
+    # accepted) or "never"; and the registry made in it ("" for none).
+    signup_personal_org: str = "uninvited"
+    signup_registry: str = "main"
+    worker_batch: int = 10
+    worker_wait: int = 20
+    worker_visibility: int = 60
+    worker_retry_delay: int = 30
+    # Console sessions end after this many seconds without a request.
+    console_idle_timeout: int = 3600
     # Garbage collection: how long content nothing references stays before it may go (also
     # how long a pushed layer waits for its manifest), and how many candidates one batch takes.
     gc_grace_seconds: int = 24 * 3600
@@ -125,6 +152,10 @@ class Settings:
         settings = cls(**values)
         settings.data_dir = settings.data_dir.resolve()
         settings.public_url = settings.public_url.rstrip("/")
+        settings.cognito_endpoint = settings.cognito_endpoint.rstrip("/")
+        settings.sqs_endpoint = settings.sqs_endpoint.rstrip("/")
+        for name in ("log_format", "identity", "signup_personal_org"):
+            setattr(settings, name, getattr(settings, name).strip().lower())
         return settings
 
     def resolved_database_url(self) -> str:
@@ -132,7 +163,12 @@ class Settings:
         # The usual spelling means psycopg2 to SQLAlchemy; psycopg 3 is what is installed.
         for plain in ("postgresql://", "postgres://"):
             if url.startswith(plain):
-                return "postgresql+psycopg://" + url[len(plain) :]
+                url = "postgresql+psycopg://" + url[len(plain) :]
+        if self.database_password:
+            from sqlalchemy.engine import make_url
+
+            # make_url quotes whatever characters a generated password holds.
+            url = make_url(url).set(password=self.database_password).render_as_string(False)
         return url
 
     def resolved_token_key(self) -> str:

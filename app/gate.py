@@ -185,12 +185,15 @@ def permits(action: str, kind_name: str, *, by_role: bool = False, **args) -> bo
     return by_role or _holds(caller, action, target.claim)
 
 
-def require(action: str | None, kind_name: str, **args) -> Caller:
-    """Check a requirement inside a handler, where the resource is known only from the body."""
-    caller = current_caller()
+def require(action: str | None, kind_name: str, **args) -> Caller | None:
+    """Check a requirement inside a handler, where the resource is known only from the body.
+    A public route reads no credentials here (None): what it is sent is its own business (the
+    metrics token, the token service's Basic credentials), never a refusal of the gate's."""
     target = KINDS[kind_name](action, args)
-    if target is not None:
-        decide(caller, action, target)
+    if target is None:
+        return None
+    caller = current_caller()
+    decide(caller, action, target)
     return caller
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import re
 import selectors
 import time
 from collections import deque
@@ -31,7 +32,8 @@ from app.config import Settings
 
 # Large enough for any real header block (tokens included), small enough to hold per connection.
 MAX_HEAD = 64 * 1024
-_END = b"\r\n\r\n"
+# A blank line ends the header block; bare LF too, so the parser (not a timeout) refuses it.
+_END = re.compile(rb"\n\r?\n")
 _TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 _TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
@@ -89,7 +91,7 @@ class HeaderFirstWorker(ThreadWorker):
             return
         seen = len(conn.head)
         conn.head += data
-        if conn.head.find(_END, max(0, seen - 3)) >= 0:
+        if _END.search(conn.head, max(0, seen - 3)):
             self._stop_reading(conn)
             conn.prefetched, conn.head = bytes(conn.head), None
             conn.data_ready = True

@@ -68,10 +68,12 @@ def send_blob(
     cache_control: str,
     headers: dict[str, str] | None = None,
     filename: str | None = None,
+    redirect: bool = True,
 ) -> Response:
     """A stored blob as a response: HEAD answered here, GET redirected when the store offers a
-    URL, sent with sendfile from a local file, or streamed a chunk at a time; Range and
-    If-None-Match answered in every case. `size` is the blob's size, known to exist."""
+    URL (unless `redirect` is False), sent with sendfile from a local file, or streamed a chunk
+    at a time; Range and If-None-Match answered in every case. `size` is the blob's size, known
+    to exist."""
     base = {**(headers or {}), "Cache-Control": cache_control}
     path = store.local_path(digest)
     if path is not None and request.method != "HEAD":
@@ -100,7 +102,7 @@ def send_blob(
     # Answered here even when GETs redirect: a presigned URL is signed for GET only.
     if request.method == "HEAD":
         return Response(status=200, headers=headers)
-    if url := store.redirect_url(digest):
+    if redirect and (url := store.redirect_url(digest)):
         return Response(status=307, headers={**base, "Location": url})
     if request.if_none_match.contains(digest):
         return Response(status=304, headers={**base, "ETag": etag})

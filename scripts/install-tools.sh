@@ -22,7 +22,8 @@ log() { printf '[install-tools] %s\n' "$*" >&2; }
 # ---- Debian packages ---------------------------------------------------------------------
 missing=()
 for pair in podman:podman skopeo:skopeo buildah:buildah newuidmap:uidmap \
-            fuse-overlayfs:fuse-overlayfs docker:docker.io; do
+            fuse-overlayfs:fuse-overlayfs docker:docker.io \
+            runc:runc debootstrap:debootstrap chromium:chromium; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -61,13 +62,34 @@ if [ ! -x "$BIN/conformance.test" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$CONF
   echo "$CONFORMANCE_VERSION" > "$stamp"
 fi
 
+# ---- Terraform, checked offline ------------------------------------------------------------
+# hcl's own formatter (terraform itself cannot be installed from the reachable registries).
+HCLFMT_VERSION=v2.25.0
+go_tool hclfmt github.com/hashicorp/hcl/v2/cmd/hclfmt "$HCLFMT_VERSION"
+# checkov pins many packages of its own, so it gets a virtualenv of its own, not the project's.
+CHECKOV_VERSION=3.3.30
+CHECKOV_VENV="$TOOLS/checkov-$CHECKOV_VERSION"
+(
+  flock 9  # two checkouts installing at once must not share a half-made virtualenv
+  if [ ! -x "$CHECKOV_VENV/bin/checkov" ]; then
+    log "pip install checkov==$CHECKOV_VERSION into $CHECKOV_VENV"
+    rm -rf "$CHECKOV_VENV"
+    python3 -m venv "$CHECKOV_VENV"
+    "$CHECKOV_VENV/bin/pip" install -q "checkov==$CHECKOV_VERSION"
+  fi
+  ln -sfn "$CHECKOV_VENV/bin/checkov" "$BIN/checkov"
+) 9>"$TOOLS/.checkov.lock"
+
 # ---- report ------------------------------------------------------------------------------
 printf '%-18s %s\n' \
   podman "$(podman --version)" \
   skopeo "$(skopeo --version)" \
   buildah "$(buildah --version | cut -d' ' -f1-3)" \
   docker "$(docker --version) (the CLI only: manifest inspect needs no daemon)" \
+  chromium "$(chromium --version 2>/dev/null) (the console's browser tests, driven by Playwright)" \
   oras "$BIN/oras $(cat "$BIN/.oras-version")" \
   crane "$BIN/crane $(cat "$BIN/.crane-version")" \
   helm "$BIN/helm $(cat "$BIN/.helm-version")" \
-  conformance.test "$BIN/conformance.test $(cat "$BIN/.conformance-version")" >&2
+  conformance.test "$BIN/conformance.test $(cat "$BIN/.conformance-version")" \
+  hclfmt "$BIN/hclfmt $HCLFMT_VERSION" \
+  checkov "$BIN/checkov $CHECKOV_VERSION" >&2

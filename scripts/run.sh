@@ -25,11 +25,13 @@ fi
 cat <<MSG
 
 Cargohold is starting at http://$addr
+Console:  open http://$addr/ in a browser and sign in as $user
 Log in:   podman login --tls-verify=false -u $user --password="$pw_hint" $addr
 Push to:  $addr/$org/$reg/<image>:<tag>
 Clients:  podman (apt-get install podman); helm, oras, crane: make tools, then
           export PATH="${CARGOHOLD_TOOLS:-$HOME/.cache/cargohold/tools}/bin:\$PATH"
 
 MSG
-# Workers, threads, timeouts and the address: gunicorn.conf.py, from CARGOHOLD_* variables.
+# Workers, threads, timeouts and the address: gunicorn.conf.py, from CARGOHOLD_* variables; the
+# application writes the access log itself.
 exec "$VENV/bin/gunicorn" -c gunicorn.conf.py wsgi:app

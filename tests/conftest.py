@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.client import OCIClient
+from tests.support.inprocess import BASE_URL, session_for
 from tests.support.server import Server, make_server
 from tests.support.services import Backend
 
@@ -39,7 +40,11 @@ def server(tmp_path_factory) -> Server:
 
 
 @pytest.fixture
-def admin(server) -> OCIClient:
+def admin(request) -> OCIClient:
+    """The site admin over loopback HTTP; in process for tests marked `inprocess`."""
+    if request.node.get_closest_marker("inprocess"):
+        return request.getfixturevalue("inprocess_admin")
+    server = request.getfixturevalue("server")
     return OCIClient(server.url, "admin", server.admin_password)
 
 
@@ -55,16 +60,31 @@ def client_for(server):
 
 @pytest.fixture(scope="session")
 def inprocess_app(tmp_path_factory):
-    """A bootstrapped app in this process, on SQLite and the filesystem: for tests of the API's
-    logic where a loopback server adds nothing."""
+    """A bootstrapped app in this process, on the backend CARGOHOLD_TEST_BACKEND names, for
+    tests of the API's logic where a loopback server adds nothing."""
     from app import create_app
     from app.config import Settings
 
-    data_dir = tmp_path_factory.mktemp("inprocess")
-    app = create_app(Settings(data_dir=data_dir, admin_password=INPROCESS_ADMIN_PASSWORD))
-    result = app.test_cli_runner().invoke(args=["bootstrap"])
-    assert result.exit_code == 0, result.output
-    return app
+    backend = Backend()
+    env = {
+        "CARGOHOLD_DATA_DIR": str(tmp_path_factory.mktemp("inprocess")),
+        "CARGOHOLD_ADMIN_PASSWORD": INPROCESS_ADMIN_PASSWORD,
+        **backend.env(),
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        # The S3 store finds its credentials in the standard AWS chain, as in production.
+        for key in [k for k in env if k.startswith("AWS_")]:
+            mp.setenv(key, env.pop(key))
+        app = create_app(Settings.from_env(env))
+        result = app.test_cli_runner().invoke(args=["bootstrap"])
+        assert result.exit_code == 0, result.output
+        yield app
+        with app.app_context():
+            from app.models import db
+
+            db.session.remove()
+            db.engine.dispose()
+    backend.cleanup()
 
 
 INPROCESS_ADMIN_PASSWORD = "in-process-admin-password"
@@ -73,3 +93,11 @@ INPROCESS_ADMIN_PASSWORD = "in-process-admin-password"
 @pytest.fixture
 def test_client(inprocess_app):
     return inprocess_app.test_client()
+
+
+@pytest.fixture
+def inprocess_admin(inprocess_app) -> OCIClient:
+    """`admin`, talking to the in-process app through Flask's test client."""
+    client = OCIClient(BASE_URL, "admin", INPROCESS_ADMIN_PASSWORD)
+    session_for(inprocess_app, client.session)
+    return client

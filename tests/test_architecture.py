@@ -22,9 +22,11 @@ from app.models import Organisation, db
 APP = Path(__file__).resolve().parent.parent / "app"
 
 LEAVES = ("app.errors", "app.digests", "app.config", "app.caching", "app.filemodes", "app.limits")
+# The HTTP server's own pieces (gunicorn's worker, log filters): they see settings, not the app.
+SERVER = ("app.http_worker", "app.logfilters")
 PORTS = ("app.storage", "app.identity", "app.models")
 CORE = ("app.registry", "app.access")
-HTTP = ("app.web", "app.gate", "app.auth.credentials", "app.auth.tokens")
+HTTP = ("app.web", "app.gate", "app.auth.credentials", "app.auth.tokens", "app.ops.metrics")
 BLUEPRINTS = ("app.oci", "app.pypi", "app.api", "app.auth", "app.console")
 
 
@@ -39,7 +41,10 @@ def allowed_targets(module: str) -> tuple[str, ...] | None:
     """The prefixes a module may import from; None: anything (the composition roots)."""
     if module == "app" or _within(module, ("app.cli",)):
         return None
-    if _within(module, LEAVES):
+    if _within(module, ("app.ops",)) and module != "app.ops.metrics":
+        # Observability wraps every blueprint (route names, request ids, probes of every backend).
+        return None
+    if _within(module, LEAVES + SERVER):
         return LEAVES
     if _within(module, PORTS):
         return LEAVES + PORTS

@@ -21,6 +21,8 @@ import requests
 from app import create_app
 from app.config import Settings
 from app.gate import DeclaredRoute, declared_routes
+from tests.console.conftest import Console
+from tests.pypi.dists import make_wheel, upload
 from tests.support.client import OCIClient
 from tests.support.server import make_server
 from tests.support.services import Backend
@@ -70,11 +72,17 @@ REQUIREMENTS: dict[str, str] = {
     "DELETE pypi.yank_release": "push",
     "DELETE pypi.delete_file": "delete",
     "DELETE pypi.delete_release": "delete",
+    # operations: probes are public; metrics are public unless CARGOHOLD_METRICS_TOKEN is set
+    # (this server sets none; tests/test_operations.py covers the token)
+    "GET ops.healthz": "public",
+    "GET ops.readyz": "public",
+    "GET ops.metrics": "public",
     # management API
     "GET api.openapi_json": "public",
     "POST api.oidc_exchange": "public",
     "GET api.get_user": "account:read",
     "POST api.change_password": "account:manage",
+    "PUT api.reset_password": "site:admin",
     "GET api.list_tokens": "account:read",
     "POST api.create_token": "account:manage",
     "DELETE api.revoke_token": "account:manage",
@@ -109,6 +117,40 @@ REQUIREMENTS: dict[str, str] = {
     "GET api.list_tag_rules": "org:read",
     "POST api.create_tag_rule": "org:admin",
     "DELETE api.delete_tag_rule": "org:admin",
+    # web console: pages and form actions (callers as CONSOLE_AS below says)
+    "GET console.home": "public",
+    "GET console.sign_in": "public",
+    "POST console.sign_in": "public",
+    "POST console.sign_out": "public",
+    "GET console.search": "account:read",
+    "GET console.account": "account:read",
+    "POST console.create_token": "account:manage",
+    "POST console.revoke_token": "account:manage",
+    "POST console.change_password": "account:manage",
+    "POST console.answer_invitation": "account:manage",
+    "GET console.organisation": "org:read",
+    "POST console.invite_member": "org:admin",
+    "POST console.cancel_invitation": "org:admin",
+    "POST console.change_role": "org:admin",
+    "POST console.remove_member": "org:admin",
+    "POST console.create_registry": "org:admin",
+    "POST console.set_visibility": "org:admin",
+    "POST console.grant_registry": "org:admin",
+    "POST console.revoke_grant": "org:admin",
+    "POST console.create_robot": "org:admin",
+    "POST console.delete_robot": "org:admin",
+    "POST console.create_robot_token": "org:admin",
+    "POST console.revoke_robot_token": "org:admin",
+    "POST console.delete_trust_policy": "org:admin",
+    "GET console.registry": "pull",
+    "GET console.repository": "pull",
+    "GET console.artifact": "pull",
+    "GET console.download_blob": "pull",
+    "POST console.delete_tag": "delete",
+    "POST console.delete_manifest": "delete",
+    "GET console.python_project": "pull",
+    "POST console.yank_file": "push",
+    "POST console.delete_file": "delete",
 }
 
 # Targets: A = acme/main (private, acme), P = other/private, Q = other/public.
@@ -169,15 +211,42 @@ ALLOWED: dict[str, dict[str, frozenset[str]]] = {
     "account:read": {c: (NONE if c in ("anonymous", "robot") else ALL) for c in CALLERS},
     # Tokens never manage the account that owns them.
     "account:manage": {c: (ALL if c == "admin-password" else NONE) for c in CALLERS},
+    # The site admin, with a password (never a token).
+    "site:admin": {c: (ALL if c == "admin-password" else NONE) for c in CALLERS},
     "org:create": {
         c: (ALL if c in ("viewer", "writer", "admin", "admin-password", "outsider") else NONE)
         for c in CALLERS
     },
 }
-# The bootstrap administrator ("admin") is the site administrator; a read-only token is not.
-ALLOWED["site:admin"] = {c: (ALL if c in ("admin", "admin-password") else NONE) for c in CALLERS}
 ALLOWED["delete"] = ALLOWED["push"]
 ALLOWED["catalog"] = ALLOWED["login"]
+
+# The console admits people signed in with their password, nothing else: robots and access
+# tokens cannot sign in, so those callers browse it signed out. A person's console session
+# carries their full rights, as their password does.
+CONSOLE_AS = {
+    "anonymous": "anonymous",
+    "robot": "anonymous",
+    "read-token": "anonymous",
+    "viewer": "viewer",
+    "writer": "writer",
+    "admin": "admin-password",
+    "admin-password": "admin-password",
+    "outsider": "outsider",
+}
+PEOPLE = ("viewer", "writer", "admin", "admin-password", "outsider")
+CONSOLE_ALLOWED: dict[str, dict[str, frozenset[str]]] = {
+    # Signed in with a password, everyone manages their own account.
+    "account:manage": {c: (ALL if c in PEOPLE else NONE) for c in CALLERS},
+}
+
+
+def expected_targets(requirement: str, caller: str, console: bool) -> frozenset[str]:
+    if not console:
+        return ALLOWED[requirement][caller]
+    if requirement in CONSOLE_ALLOWED:
+        return CONSOLE_ALLOWED[requirement][caller]
+    return ALLOWED[requirement][CONSOLE_AS[caller]]
 
 
 def declared() -> list[DeclaredRoute]:
@@ -256,6 +325,7 @@ def world(tmp_path_factory):
             token("alice", srv.users["alice"], {"name": "ro", "scope": "read"}),
         )
         content = {}
+        wheel = make_wheel(tmp_path_factory.mktemp("authz-dists"), "tablepkg", "1.0")
         for key, (org, reg) in TARGETS.items():
             owner = "admin" if org == "acme" else "mallory"
             c = OCIClient(srv.url, owner, srv.users[owner])
@@ -263,7 +333,22 @@ def world(tmp_path_factory):
                 f"{org}/{reg}/table/app", "v1", [b"table-" + key.encode()]
             )
             content[key] = (digest, manifest["config"]["digest"])
-        yield srv, creds, content
+            r = upload(
+                f"{api}/{org}/{reg}/python/", wheel, "tablepkg", "1.0", (owner, srv.users[owner])
+            )
+            assert r.status_code == 200, r.text
+        consoles = {}
+        for caller in CALLERS:
+            console = Console(srv.url)
+            person = {"viewer": "victor", "writer": "alice", "outsider": "mallory"}.get(
+                caller, "admin" if caller.startswith("admin") else None
+            )
+            if person:
+                console.sign_in(person, srv.users[person])
+            else:
+                console.get("/sign-in")
+            consoles[caller] = console
+        yield srv, creds, content, consoles
     finally:
         srv.stop()
         backend.cleanup()
@@ -313,6 +398,19 @@ def request_for(key: str, rule: str, target: str, content) -> tuple[str, str, di
         "path:repository": "table/app",
         "digest": ZERO,
     }
+    if endpoint.startswith("console."):
+        manifest_digest, config_digest = content[target]
+        values.update(
+            {
+                "path:repo": "table/app",
+                "reference": manifest_digest,
+                "digest": config_digest,
+                "tag": "nothing",
+                "project": "tablepkg",
+                "any(yank,unyank):how": "unyank",
+                "any(accept,decline):answer": "decline",
+            }
+        )
     path = rule
     for placeholder, value in values.items():
         path = path.replace(f"<{placeholder}>", value)
@@ -326,6 +424,13 @@ def request_for(key: str, rule: str, target: str, content) -> tuple[str, str, di
 def denied(response: requests.Response) -> bool:
     if response.status_code in (401, 403):
         return True
+    if response.status_code == 302 and "/sign-in" in response.headers.get("Location", ""):
+        return True  # the console sends signed-out callers to sign in
+    if response.status_code == 404 and response.headers.get("Content-Type", "").startswith(
+        "text/html"
+    ):
+        # The console's answer to outsiders; every console request here names existing things.
+        return True
     if (
         response.status_code == 404
         and response.content
@@ -338,21 +443,37 @@ def denied(response: requests.Response) -> bool:
     return False
 
 
+def console_request(session: Console, key: str, method: str, path: str) -> requests.Response:
+    """A request from the caller's console session, with its CSRF token on forms. Each goes
+    from a copy of the session's cookies, so signing out ends no one else's session."""
+    http = requests.Session()
+    http.cookies.update(session.http.cookies)
+    if method == "GET":
+        return http.get(session.base + path, allow_redirects=False)
+    data = {"csrf_token": session.csrf}
+    if key == "POST console.sign_in":
+        data = {}  # no token: refused before any password is checked or any failure counted
+    return http.post(session.base + path, data=data, allow_redirects=False)
+
+
 @pytest.mark.parametrize("key", sorted(REQUIREMENTS))
 def test_route_authorization(world, key):
-    srv, creds, content = world
+    srv, creds, content, consoles = world
     if key not in INVENTORY:
         pytest.fail(f"{key} is in the table but not served")
     rule = INVENTORY[key]
-    expected = ALLOWED[REQUIREMENTS[key]]
+    console = key.split(" ", 1)[1].startswith("console.")
 
     def check(case: tuple[str, str]) -> str | None:
         caller, target = case
         method, path, kwargs = request_for(key, rule, target, content)
-        r = requests.request(
-            method, srv.url + path, auth=creds[caller], allow_redirects=False, **kwargs
-        )
-        want_allowed = target in expected[caller]
+        if console:
+            r = console_request(consoles[caller], key, method, path)
+        else:
+            r = requests.request(
+                method, srv.url + path, auth=creds[caller], allow_redirects=False, **kwargs
+            )
+        want_allowed = target in expected_targets(REQUIREMENTS[key], caller, console)
         if want_allowed == denied(r) or r.status_code >= 500:
             return (
                 f"{caller} on {target} ({method} {path}): expected "

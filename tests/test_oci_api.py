@@ -161,6 +161,7 @@ def test_monolithic_post_put_and_pull(admin):
     assert r.content == data
 
 
+@pytest.mark.inprocess
 def test_range_and_conditional_blob_get(admin):
     name = repo()
     data = bytes(range(256)) * 4
@@ -174,6 +175,7 @@ def test_range_and_conditional_blob_get(admin):
     assert r.status_code == 304
 
 
+@pytest.mark.inprocess
 def test_chunked_upload_with_out_of_order_chunk(admin):
     name = repo()
     data = os.urandom(10_000)
@@ -223,6 +225,7 @@ def test_streamed_patch_without_content_range_and_final_chunk_in_put(admin):
     assert r.status_code == 201
 
 
+@pytest.mark.inprocess
 def test_sha512_blob(admin):
     name = repo()
     data = b"sha512 content"
@@ -232,6 +235,7 @@ def test_sha512_blob(admin):
     assert admin.request("GET", f"/v2/{name}/blobs/{digest}").content == data
 
 
+@pytest.mark.inprocess
 def test_wrong_digest_is_refused_and_nothing_stored(admin):
     name = repo()
     data = b"some bytes"
@@ -246,6 +250,7 @@ def test_wrong_digest_is_refused_and_nothing_stored(admin):
     assert r.status_code == 400 and error_code(r) == "DIGEST_INVALID"
 
 
+@pytest.mark.inprocess
 def test_unknown_upload_and_cancel(admin):
     name = repo()
     admin.push_blob(name, b"x")  # makes the repository exist
@@ -269,6 +274,7 @@ def test_upload_session_is_bound_to_its_repository_and_principal(server, admin, 
     assert r.status_code == 404
 
 
+@pytest.mark.inprocess
 def test_unknown_blob_and_blob_delete(admin):
     name = repo()
     digest = admin.push_blob(name, b"to delete")
@@ -355,6 +361,7 @@ def test_mount_without_pull_on_the_source_is_an_upload_session(server, admin):
 # ---- manifests ---------------------------------------------------------------------------
 
 
+@pytest.mark.inprocess
 def test_manifest_push_pull_by_tag_and_digest(admin):
     name = repo()
     digest, manifest = admin.push_image(name, "v1", [b"layer one", b"layer two"])
@@ -370,6 +377,7 @@ def test_manifest_push_pull_by_tag_and_digest(admin):
         assert head.content == b""
 
 
+@pytest.mark.inprocess
 def test_docker_schema2_and_manifest_list(admin):
     name = repo()
     config = b'{"architecture":"amd64","os":"linux"}'
@@ -423,6 +431,7 @@ def test_docker_schema2_and_manifest_list(admin):
     assert r.status_code == 404 and error_code(r) == "MANIFEST_UNKNOWN"
 
 
+@pytest.mark.inprocess
 def test_index_requires_children_in_repository(admin):
     name, elsewhere = repo(), repo()
     child, _ = admin.push_image(elsewhere, "x", [b"l"])
@@ -465,6 +474,7 @@ def test_manifest_referring_to_blob_in_another_repository_is_refused(admin):
     assert admin.request("GET", f"/v2/{name}/manifests/v1").status_code == 404
 
 
+@pytest.mark.inprocess
 @pytest.mark.parametrize(
     "body,content_type",
     [
@@ -487,6 +497,7 @@ def test_invalid_manifest_bodies(admin, body, content_type):
     assert r.status_code == 400 and error_code(r) == "MANIFEST_INVALID"
 
 
+@pytest.mark.inprocess
 def test_oversized_manifest_and_wrong_manifest_digest(admin):
     name = repo()
     huge = json.dumps({"schemaVersion": 2, "annotations": {"x": "y" * (4 * 1024 * 1024)}})
@@ -503,6 +514,7 @@ def test_oversized_manifest_and_wrong_manifest_digest(admin):
     )
 
 
+@pytest.mark.inprocess
 def test_invalid_names_and_tags(admin):
     for bad in ("acme/main/UPPER", "acme/main/../etc", "acme/main/" + "a" * 250, "acme/main"):
         r = admin.request("GET", f"/v2/{bad}/tags/list")
@@ -513,6 +525,7 @@ def test_invalid_names_and_tags(admin):
     assert r.status_code == 400 and error_code(r) == "MANIFEST_INVALID"
 
 
+@pytest.mark.inprocess
 def test_unknown_tenant_is_never_created(admin):
     r = admin.request("POST", "/v2/nosuchorg/main/app/blobs/uploads/")
     assert r.status_code in (401, 403)
@@ -520,6 +533,7 @@ def test_unknown_tenant_is_never_created(admin):
     assert r.status_code in (401, 403)
 
 
+@pytest.mark.inprocess
 def test_unknown_manifest_and_repository(admin):
     name = repo()
     r = admin.request("GET", f"/v2/{name}/manifests/latest")
@@ -529,6 +543,7 @@ def test_unknown_manifest_and_repository(admin):
     assert r.status_code == 404 and error_code(r) == "MANIFEST_UNKNOWN"
 
 
+@pytest.mark.inprocess
 def test_push_by_digest_with_tag_parameters(admin):
     name = repo()
     _, manifest = admin.push_image(name, "first", [b"t"])
@@ -546,6 +561,7 @@ def test_push_by_digest_with_tag_parameters(admin):
     assert tags == ["a", "b", "first"]
 
 
+@pytest.mark.inprocess
 def test_delete_tag_then_manifest(admin):
     name = repo()
     digest, _ = admin.push_image(name, "one", [b"d"])
@@ -565,6 +581,7 @@ def test_delete_tag_then_manifest(admin):
 # ---- discovery ---------------------------------------------------------------------------
 
 
+@pytest.mark.inprocess
 def test_tags_pagination(admin):
     name = repo()
     digest, manifest = admin.push_image(name, "t0", [b"p"])
@@ -589,6 +606,7 @@ def test_tags_pagination(admin):
     assert admin.request("GET", f"/v2/{name}/tags/list?n=0").json()["tags"] == []
 
 
+@pytest.mark.inprocess
 def test_referrers(admin):
     name = repo()
     subject, _ = admin.push_image(name, "app", [b"app layer"])
@@ -712,6 +730,7 @@ def test_basic_auth_on_v2_routes(server, admin):
     assert r.status_code == 403 and error_code(r) == "DENIED"
 
 
+@pytest.mark.inprocess
 def test_unsupported_method(admin):
     r = admin.request("POST", f"/v2/{repo()}/tags/list")
     assert r.status_code == 405 and error_code(r) == "UNSUPPORTED"

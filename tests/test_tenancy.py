@@ -327,11 +327,21 @@ def test_password_change_ends_what_the_old_password_minted(server):
     # Access tokens are credentials of their own: they, and what they minted, keep working.
     assert bearer_ok(server, jwt_of_token) and refresh_ok(server, refresh_of_token)
 
-    # An administrator's reset from the command line does the same.
+    # A site admin's reset, over the API or from the command line, does the same.
     jwt_new, refresh_new = registry_tokens(server, name, new)
-    server.flask("user", "password", name, "--password=reset-" + secrets.token_hex(8))
+    reset = "reset-" + secrets.token_hex(8)
+    body = {"new_password": reset}
+    r = call(api(server, "alice"), "PUT", f"/users/{name}/password", json=body)
+    assert r.status_code == 403
+    assert (
+        call(api(server, "admin"), "PUT", f"/users/{name}/password", json=body).status_code == 204
+    )
     assert not bearer_ok(server, jwt_new) and not refresh_ok(server, refresh_new)
     assert call(api(server, name, new), "GET", "/user").status_code == 401
+    jwt_reset, _ = registry_tokens(server, name, reset)
+    server.flask("user", "password", name, "--password=again-" + secrets.token_hex(8))
+    assert not bearer_ok(server, jwt_reset)
+    assert call(api(server, name, reset), "GET", "/user").status_code == 401
 
 
 def test_revoking_an_access_token_ends_its_registry_tokens(server):

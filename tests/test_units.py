@@ -204,3 +204,37 @@ def test_bounded_read_stops_at_the_limit():
     assert stream.tell() == 11
     with pytest.raises(limits.TooLarge):
         limits.read_bounded(io.BytesIO().read, 10, announced=11)
+
+
+# ---- issuer fetch rules ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("allowed", "url", "ok"),
+    [
+        ((), "https://token.actions.githubusercontent.com", True),
+        ((), "http://token.actions.githubusercontent.com", False),
+        ((), "https://127.0.0.1:8443", False),
+        ((), "https://LOCALHOST", False),
+        ((), "https://[fe80::1]", False),
+        ((), "https://100.64.0.1", False),
+        (("*.example.com",), "https://ci.example.com/tenant", True),
+        (("*.example.com",), "http://ci.example.com", False),
+        (("*.example.com",), "https://gitlab.com", False),
+        (("https://gitlab.example.com",), "https://gitlab.example.com:443", True),
+        (("https://gitlab.example.com",), "https://gitlab.example.com:8443", False),
+        (("http://127.0.0.1:*",), "http://127.0.0.1:5555", True),
+        (("http://127.0.0.1:*",), "https://127.0.0.1:5555", False),
+        (("https://[::1]:8443",), "https://[::1]:8443/x", True),
+        (("10.0.0.*",), "https://10.0.0.7", True),
+    ],
+)
+def test_issuer_rules(allowed, url, ok):
+    from app.access.issuer_fetch import FetchRefused, IssuerRules, check_url
+
+    rules = IssuerRules(allowed)
+    if ok:
+        check_url(url, rules, resolve=False)
+    else:
+        with pytest.raises(FetchRefused):
+            check_url(url, rules, resolve=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask import current_app
 
-from app.access import access_tokens
+from app.access import access_tokens, throttle
 from app.access.policy import Principal
 from app.errors import Denied, Invalid
 from app.models import AccessToken, User, db
@@ -33,9 +33,14 @@ def _set(user: User, new_password: str) -> None:
 
 
 def change_password(user: User, current_password: str, new_password: str) -> None:
-    """The account holder's own change: the current password must be right."""
+    """The account holder's own change: the current password must be right. Wrong ones count
+    as failed logins of the account, so a stolen session cannot guess it at leisure."""
+    account = throttle.account(user.username, current_password)
+    if throttle.retry_after(account, None) is not None:
+        raise WrongPassword("too many wrong passwords; try again later")
     proved = _identity().authenticate(user.username, current_password)
     if proved is None or proved.id != user.id:
+        throttle.failed(account, None)
         raise WrongPassword("the current password is not right")
     _set(user, new_password)
 

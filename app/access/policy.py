@@ -25,11 +25,11 @@ ORG_READ = "org:read"
 ORG_ADMIN = "org:admin"
 # Site actions.
 ORG_CREATE = "org:create"
-# Running the site (garbage collection and the like): site administrators only.
-SITE_ADMIN = "site:admin"
 # One's own account: reading it, and managing its tokens (never with a token: no chains).
 ACCOUNT_READ = "account:read"
 ACCOUNT_MANAGE = "account:manage"
+# Site administration (another user's password), with a site admin's password only.
+SITE_ADMIN = "site:admin"
 # The actions an access token of scope "read" keeps; everything else is writing.
 READ_ACTIONS = frozenset({"pull", ORG_READ})
 
@@ -208,14 +208,12 @@ def authorize(principal: Principal, action: str, resource: Resource) -> bool:
         if action == ACCOUNT_MANAGE:
             return principal.kind == "user" and principal.token_id is None
         if action == SITE_ADMIN:
-            return principal.kind == "user" and not narrowed and _is_site_admin(principal)
+            if principal.kind != "user" or principal.token_id is not None:
+                return False
+            user = db.session.get(User, principal.user_id)
+            return user is not None and user.is_site_admin
         return False
     return False
-
-
-def _is_site_admin(principal: Principal) -> bool:
-    user = db.session.get(User, principal.user_id) if principal.user_id is not None else None
-    return bool(user is not None and user.is_site_admin)
 
 
 def allowed(principal: Principal, action: str, org: str, registry: str) -> bool:

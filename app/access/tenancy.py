@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, select
 from app.access.policy import find_org, find_registry
 from app.access.slugs import check_slug
 from app.errors import Invalid, NotFound
-from app.identity import provider
+from app.identity import check_username, provider
 from app.models import (
     AccessToken,
     Invitation,
@@ -31,9 +31,7 @@ def find_user(username: str) -> User | None:
 
 
 def create_user(username: str, password: str, site_admin: bool = False) -> User:
-    if not username or len(username) > 64 or ":" in username or "+" in username:
-        # '+' is how robot names are told apart from people's.
-        raise Invalid("usernames are 1 to 64 characters and contain no ':' or '+'")
+    check_username(username)
     if find_user(username):
         raise Invalid(f"user {username!r} already exists")
     user = User(username=username, is_site_admin=site_admin)

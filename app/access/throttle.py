@@ -65,14 +65,17 @@ def retry_after(account: str | None, address: str | None) -> int | None:
 
 def failed(account: str | None, address: str | None) -> None:
     now, window = utcnow(), limits().window
-    for key, _limit in _keys(account, address):
-        row = db.session.get(LoginThrottle, key)
-        if row is None:
-            db.session.add(LoginThrottle(key=key, failures=1, window_start=now))
-        elif row.window_start + window <= now:
-            row.failures, row.window_start = 1, now
-        else:
-            row.failures += 1
+    # No autoflush while reading the second key: the caller's commit point writes both counts at
+    # once, where a concurrent insert of the same key is caught.
+    with db.session.no_autoflush:
+        for key, _limit in _keys(account, address):
+            row = db.session.get(LoginThrottle, key)
+            if row is None:
+                db.session.add(LoginThrottle(key=key, failures=1, window_start=now))
+            elif row.window_start + window <= now:
+                row.failures, row.window_start = 1, now
+            else:
+                row.failures += 1
 
 
 def succeeded(account: str | None) -> None:

@@ -159,6 +159,17 @@ def change_password():
     return "", 204
 
 
+@route("PUT", "/users/<username>/password", SITE_ADMIN, "site", {"new_password": ("string", True)})
+def reset_password(username: str):
+    """Set another user's password (site admins): tokens minted from the old one stop working."""
+    new_password = field_of(json_body(), "new_password", str, required=True)
+    user = tenancy.find_user(username)
+    if user is None:
+        raise ApiError(404, "NOT_FOUND", f"user {username!r} not found")
+    accounts.reset_password(user, new_password, by=me())
+    return "", 204
+
+
 @route("GET", "/tokens", ACCOUNT_READ, "site")
 def list_tokens():
     """Your personal access tokens (never their secrets)."""

@@ -1,4 +1,6 @@
-"""Turn a request's Authorization header into a principal, and protect routes with it."""
+"""Turn a request's credentials into its caller: the Authorization header everywhere, except on
+the routes of a blueprint whose callers are people with a cookie session (the console), where
+the session alone says who calls."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import jwt
@@ -18,6 +21,7 @@ from app.access.policy import ANONYMOUS, principal_for
 from app.caching import BoundedCache
 from app.errors import TooManyRequests, Unauthenticated
 from app.models import User, db
+from app.ops.metrics import LOGIN_FAILURES
 
 
 @dataclass(frozen=True)
@@ -68,14 +72,23 @@ def _authenticate(username: str, password: str) -> Principal | None:
     hit = _VERIFIED.get(key)
     if hit is not None:
         user = db.session.get(User, hit[0])
-        # The stored hash is part of the entry: a changed password invalidates it at once.
-        if user is not None and user.username == username and user.password_hash == hit[1]:
+        # The stored hash and the credential epoch are part of the entry: a changed password
+        # invalidates it at once, even with an identity provider that keeps no hash here.
+        if (
+            user is not None
+            and user.username == username
+            and (user.password_hash, user.credential_epoch) == hit[1:]
+        ):
             return principal_for(user)
     user = current_app.extensions["cargohold.identity"].authenticate(username, password)
     if user is None:
         return None
-    _VERIFIED.put(key, (user.id, user.password_hash))
+    _VERIFIED.put(key, (user.id, user.password_hash, user.credential_epoch))
     return principal_for(user)
+
+
+# (user id, stored password hash, credential epoch) of a verified password.
+_Entry = tuple[int, str | None, int]
 
 
 class _VerifiedPasswords:
@@ -89,19 +102,17 @@ class _VerifiedPasswords:
     SIZE = 1024
 
     def __init__(self) -> None:
-        self._entries: BoundedCache[str, tuple[int, str | None]] = BoundedCache(
-            self.SIZE, ttl=self.TTL
-        )
+        self._entries: BoundedCache[str, _Entry] = BoundedCache(self.SIZE, ttl=self.TTL)
 
     @staticmethod
     def key(username: str, password: str) -> str:
         secret = current_app.config["SECRET_KEY"].encode()
         return hmac.new(secret, f"{username}\0{password}".encode(), hashlib.sha256).hexdigest()
 
-    def get(self, key: str) -> tuple[int, str | None] | None:
+    def get(self, key: str) -> _Entry | None:
         return self._entries.get(key)
 
-    def put(self, key: str, value: tuple[int, str | None]) -> None:
+    def put(self, key: str, value: _Entry) -> None:
         self._entries.put(key, value)
 
 
@@ -121,12 +132,14 @@ def login(username: str, password: str) -> Principal:
     account = throttle.account(username, password)
     wait = throttle.retry_after(account, address)
     if wait is not None:
+        LOGIN_FAILURES.labels("throttled").inc()
         raise TooManyRequests(
             "too many failed logins; try again later", headers={"Retry-After": str(wait)}
         )
     principal = _authenticate(username, password)
     if principal is None:
         throttle.failed(account, address)
+        LOGIN_FAILURES.labels("invalid").inc()
         # A commit point of its own: the count must outlive the request it refuses.
         try:
             db.session.commit()
@@ -138,13 +151,39 @@ def login(username: str, password: str) -> Principal:
     return principal
 
 
+# Blueprint name -> the principal its cookie session proves (anonymous without one).
+_SESSIONS: dict[str, Callable[[], Principal]] = {}
+
+
+def session_caller(blueprint: str, principal: Callable[[], Principal]) -> None:
+    """Declare that callers of `blueprint`'s routes are whoever its cookie session names. Only
+    those routes read the cookie: a browser sends it with every request to this host, cross-site
+    ones included, so on /v2, /api/v1 or the Python index it would be ambient authority any page
+    could borrow. Those routes keep their Authorization-header credentials, and the session's
+    routes (CSRF-checked forms) ignore that header."""
+    _SESSIONS[blueprint] = principal
+
+
 def current_caller() -> Caller:
     """Authenticate once per request; bad credentials are an error, none are anonymous."""
     if "caller" in g:
         return g.caller
+    source = _SESSIONS.get(request.blueprint or "")
+    if source is not None:
+        principal = source()
+        g.caller = Caller(principal, None, presented=principal.authenticated)
+        return g.caller
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer":
+    identity = current_app.extensions["cargohold.identity"]
+    if scheme.lower() == "bearer" and getattr(identity, "issued", lambda _t: False)(value.strip()):
+        # An identity provider's own token (a Cognito ID or access token): like a password.
+        try:
+            user = identity.bearer_user(value.strip())
+        except jwt.InvalidTokenError as exc:
+            raise Unauthenticated(f"invalid token: {exc}", error="invalid_token") from None
+        caller = Caller(principal_for(user), None)
+    elif scheme.lower() == "bearer":
         issuer = current_app.extensions["cargohold.tokens"]
         try:
             principal, claims = issuer.verify(value.strip(), "access")

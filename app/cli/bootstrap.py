@@ -14,7 +14,9 @@ from app.access import tenancy
 from app.access.passwords import generate_password
 from app.access.policy import find_registry
 from app.filemodes import write_private
+from app.models import db
 from app.models.transaction import unit_of_work
+from app.ops.schema import migration_lock
 
 
 def _announce_password(username: str, password: str, path: Path) -> None:
@@ -30,9 +32,12 @@ def _announce_password(username: str, password: str, path: Path) -> None:
 @with_appcontext
 def bootstrap() -> None:
     """Apply migrations; create the admin, first organisation and registry if missing."""
-    upgrade()
-    with unit_of_work():
-        _bootstrap(current_app.extensions["cargohold.settings"])
+    settings = current_app.extensions["cargohold.settings"]
+    # Safe when several replicas run it at once: they take turns under a lock.
+    with migration_lock(db.engine, settings.data_dir):
+        upgrade()
+        with unit_of_work():
+            _bootstrap(settings)
 
 
 def _bootstrap(settings) -> None:

@@ -28,6 +28,8 @@ class User(db.Model):
     # Bumped by every password change or reset. Registry tokens and refresh tokens minted from
     # the password carry it and stop working once it moves on; a web session can do the same.
     credential_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The Cognito user pool's `sub` for users whose password Cognito checks; None for local ones.
+    cognito_sub: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
 
     @property
     def is_robot(self) -> bool:

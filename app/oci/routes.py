@@ -410,17 +410,17 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", r"^(?P<name>.+)/tags/list$", list_tags),
     ("GET", r"^(?P<name>.+)/referrers/(?P<digest>[^/]+)$", list_referrers),
 ]
-_TABLE: list[tuple[re.Pattern[str], dict[str, Handler]]] = []
+TABLE: list[tuple[re.Pattern[str], dict[str, Handler]]] = []
 for _method, _pattern, _handler in ROUTES:
-    if not _TABLE or _TABLE[-1][0].pattern != _pattern:
-        _TABLE.append((re.compile(_pattern), {}))
-    _TABLE[-1][1][_method] = _handler
+    if not TABLE or TABLE[-1][0].pattern != _pattern:
+        TABLE.append((re.compile(_pattern), {}))
+    TABLE[-1][1][_method] = _handler
 
 
 @bp.route("/v2/<path:rest>", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
 @dispatches(ROUTES)
 def dispatch(rest: str):
-    for pattern, handlers in _TABLE:
+    for pattern, handlers in TABLE:
         m = pattern.match(rest)
         if not m:
             continue

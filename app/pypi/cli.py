@@ -7,8 +7,8 @@ import click
 from app.access.policy import find_registry
 from app.errors import CoreError
 from app.models.transaction import unit_of_work
-from app.pypi import store
-from app.pypi.store import Target
+from app.registry.python import withdraw
+from app.registry.python.files import Target
 
 
 def _target(where: str) -> Target:
@@ -47,7 +47,7 @@ def yank(where: str, project: str, version, filename, reason) -> None:
     try:
         which = _which(version, filename)
         with unit_of_work():
-            files = store.set_yanked(_target(where), project, reason=reason, **which)
+            files = withdraw.set_yanked(_target(where), project, reason=reason, **which)
     except CoreError as exc:
         raise click.ClickException(exc.message) from None
     _report("yanked", files)
@@ -62,7 +62,7 @@ def unyank(where: str, project: str, version, filename) -> None:
     """Undo a yank."""
     try:
         with unit_of_work():
-            files = store.set_yanked(
+            files = withdraw.set_yanked(
                 _target(where), project, yanked=False, **_which(version, filename)
             )
     except CoreError as exc:
@@ -86,7 +86,7 @@ def delete(where: str, project: str, version, filename, yes: bool) -> None:
         )
     try:
         with unit_of_work():
-            files = store.delete(_target(where), project, **which)
+            files = withdraw.delete(_target(where), project, **which)
     except CoreError as exc:
         raise click.ClickException(exc.message) from None
     _report("deleted", files)

@@ -29,7 +29,8 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from app.pypi.errors import bad_request
-from app.pypi.names import is_valid
+from app.registry.python.files import MAX_METADATA
+from app.registry.python.names import is_valid
 
 WHEEL = "bdist_wheel"
 SDIST = "sdist"
@@ -39,7 +40,6 @@ METADATA_VERSIONS = ("1.0", "1.1", "1.2", "2.0", "2.1", "2.2", "2.3", "2.4", "2.
 
 MAX_FILENAME = 255
 MAX_MEMBERS = 100_000
-MAX_METADATA = 8 * 1024 * 1024
 # PyPI's zip-bomb rule: more than 64 MiB unpacked at a ratio above 50 is refused.
 BOMB_MIN_SIZE = 64 * 1024 * 1024
 BOMB_RATIO = 50

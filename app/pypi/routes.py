@@ -17,14 +17,16 @@ from app import limits
 from app.access import RegistryResource
 from app.access.policy import find_registry
 from app.auth.credentials import current_caller
-from app.caching import BoundedCache
 from app.errors import CoreError
 from app.gate import LATER, Target, kind, require, requires
 from app.models import PythonFile
-from app.pypi import cli, simple, store
+from app.pypi import cli, publish, simple
 from app.pypi.errors import bad_request, not_found
 from app.pypi.form import read_upload
-from app.pypi.names import normalize, repository
+from app.pypi.index import root_page
+from app.registry.python import files as listing
+from app.registry.python import withdraw
+from app.registry.python.names import normalize, repository
 from app.web import BASIC_CHALLENGE, drain_request_body, read_json_body, send_blob
 
 bp = Blueprint("pypi", __name__, url_prefix="/api/v1/<org>/<registry>/python", cli_group="python")
@@ -92,11 +94,11 @@ def _python_upload(_action, args) -> Target:
     return Target(RegistryResource(org, reg), LATER, label=f"in {org}/{reg}")
 
 
-def _target(org: str, registry: str) -> store.Target:
+def _target(org: str, registry: str) -> listing.Target:
     reg = find_registry(org, registry)
     if reg is None:  # the gate allows nothing on a missing registry; kept for the type checker
         raise not_found()
-    return store.Target(org, registry, reg)
+    return listing.Target(org, registry, reg)
 
 
 # ---- upload ---------------------------------------------------------------------------------
@@ -114,7 +116,7 @@ def upload(org: str, registry: str):
     # Spooled beside the blob store, on disk, and gone when closed whatever happens.
     with tempfile.TemporaryFile(dir=tmp, prefix="pypi-") as spool:
         form = read_upload(
-            request.stream.read, request.headers.get("Content-Type"), spool, store.MAX_FILE_SIZE
+            request.stream.read, request.headers.get("Content-Type"), spool, publish.MAX_FILE_SIZE
         )
         if caller.access is not None:
             require(
@@ -124,7 +126,7 @@ def upload(org: str, registry: str):
                 registry=registry,
                 project=form.get("name") or "-",
             )
-        row, created = store.upload(_blobstore(), target, form, spool, caller.principal.name)
+        row, created = publish.upload(_blobstore(), target, form, spool, caller.principal)
     message = "OK" if created else f"OK: {row.filename} was already uploaded with this content"
     return Response(message + "\n", status=200, mimetype="text/plain")
 
@@ -158,36 +160,9 @@ def index_redirect(org: str, registry: str):
 @requires("pull", "python-registry")
 def index(org: str, registry: str):
     target = _target(org, registry)
-    content_type = simple.negotiate(request.headers.get("Accept"))
-    body = _INDEX_CACHE.page(target, content_type)
-    return _page(body, content_type, store.last_change(target), target.registry.public)
-
-
-class _IndexCache:
-    """Rendered root indexes per registry and content type, reused while the registry's set of
-    projects is unchanged: one cheap aggregate query instead of listing and rendering thousands
-    of names on every request."""
-
-    SIZE = 256
-
-    def __init__(self) -> None:
-        self._pages: BoundedCache[tuple[int, str], tuple[tuple[int, int], str]] = BoundedCache(
-            self.SIZE
-        )
-
-    def page(self, target, content_type: str) -> str:
-        key = (target.registry.id, content_type)
-        version = store.index_version(target)
-        cached = self._pages.get(key)
-        if cached is not None and cached[0] == version:
-            return cached[1]
-        render = simple.index_json if simple.is_json(content_type) else simple.index_html
-        body = render(store.project_names(target))
-        self._pages.put(key, (version, body))
-        return body
-
-
-_INDEX_CACHE = _IndexCache()
+    content_type = simple.negotiate(request.accept_mimetypes)
+    body = root_page(target, content_type)
+    return _page(body, content_type, listing.last_change(target), target.registry.public)
 
 
 @bp.route("/simple/<project>", methods=["GET"])
@@ -205,14 +180,14 @@ def project_page(org: str, registry: str, project: str):
     if name != project:
         # PEP 503: one URL per project, under its normalized name.
         return redirect(url_for("pypi.project_page", org=org, registry=registry, project=name), 301)
-    proj = store.project(target, name)
-    files = store.live_files(proj)
+    proj = listing.project(target, name)
+    files = listing.live_files(proj)
     if not files:
         raise not_found()
     views = [simple.file_view(f, name) for f in files]
-    content_type = simple.negotiate(request.headers.get("Accept"))
+    content_type = simple.negotiate(request.accept_mimetypes)
     if simple.is_json(content_type):
-        body = simple.project_json(name, store.versions(files), views)
+        body = simple.project_json(name, listing.versions(files), views)
     else:
         body = simple.project_html(name, views)
     return _page(body, content_type, proj.updated_at, target.registry.public)
@@ -238,11 +213,11 @@ def download(org: str, registry: str, project: str, filename: str):
     target = _target(org, registry)
     if filename.endswith(".metadata"):
         # PEP 658: `<file URL>.metadata` is the wheel's METADATA file.
-        f = store.find_file(target, project, filename.removesuffix(".metadata"))
+        f = listing.find_file(target, project, filename.removesuffix(".metadata"))
         if f.filetype != "bdist_wheel":
             raise not_found()
         return _send_blob(f.metadata_digest, filename, target.registry.public)
-    f = store.find_file(target, project, filename)
+    f = listing.find_file(target, project, filename)
     return _send_blob(f.digest, f.filename, target.registry.public)
 
 
@@ -284,14 +259,14 @@ def _reason() -> str | None:
 def project_detail(org: str, registry: str, project: str):
     name = normalize(project)
     target = _target(org, registry)
-    files = store.live_files(store.project(target, name))
+    files = listing.live_files(listing.project(target, name))
     return jsonify({"name": name, "files": [_file_json(f) for f in files]})
 
 
 def _yank(org, registry, project, *, filename=None, version=None, yanked: bool):
     name = normalize(project)
     target = _target(org, registry)
-    files = store.set_yanked(
+    files = withdraw.set_yanked(
         target,
         name,
         filename=filename,
@@ -319,7 +294,7 @@ def yank_release(org: str, registry: str, project: str, version: str):
 def delete_file(org: str, registry: str, project: str, filename: str):
     name = normalize(project)
     target = _target(org, registry)
-    files = store.delete(target, name, filename=filename)
+    files = withdraw.delete(target, name, filename=filename)
     return jsonify({"files": [_file_json(f) for f in files]})
 
 
@@ -328,5 +303,5 @@ def delete_file(org: str, registry: str, project: str, filename: str):
 def delete_release(org: str, registry: str, project: str, version: str):
     name = normalize(project)
     target = _target(org, registry)
-    files = store.delete(target, name, version=version)
+    files = withdraw.delete(target, name, version=version)
     return jsonify({"files": [_file_json(f) for f in files]})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterable
 from datetime import timedelta
@@ -153,6 +154,23 @@ def finish(store: BlobStore, repo: Repository, upload: Upload, digest: str) -> i
     db.session.delete(upload)
     db.session.flush()
     return size
+
+
+def ingest(
+    store: BlobStore, repo: Repository, principal: Principal, chunks: Iterable[bytes], digest: str
+) -> int:
+    """A whole blob in one call, as a monolithic push: one session, hashed as it streams, then
+    verified and moved into place by `finish`. For content that arrives whole, such as a Python
+    file from its upload form. Nothing of a failed append is left for anyone to resume."""
+    upload = start(store, repo, principal)
+    try:
+        append(store, upload, chunks)
+    except BaseException:
+        # The sweeper removes the session should this fail too (the backend may be down).
+        with contextlib.suppress(Exception):
+            cancel(store, upload)
+        raise
+    return finish(store, repo, upload, digest)
 
 
 def cancel(store: BlobStore, upload: Upload) -> None:

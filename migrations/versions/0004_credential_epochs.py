@@ -1,5 +1,6 @@
-"""credential epochs: a counter per user, bumped by a password change, that every registry
-token and refresh token minted from the password carries and is checked against
+"""credential epochs: users.credential_epoch, bumped by every password change
+
+Registry tokens and refresh tokens minted from a password carry it and are checked against it.
 
 Revision ID: 0004_credential_epochs
 Revises: a7d3e9c41b02
@@ -25,5 +26,9 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.drop_column("credential_epoch")
+    if op.get_bind().dialect.name == "sqlite":
+        # SQLite 3.35+ drops a column in place; a batch copy of `users` would trip the foreign
+        # keys that point at it.
+        op.execute("ALTER TABLE users DROP COLUMN credential_epoch")
+    else:
+        op.drop_column("users", "credential_epoch")

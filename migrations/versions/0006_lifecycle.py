@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = "0006_lifecycle"
-down_revision = "0004_credential_epochs"
+down_revision = "0005_cognito_identity"
 branch_labels = None
 depends_on = None
 

@@ -12,9 +12,10 @@ import pytest
 from werkzeug.sansio.multipart import Data, Field, File, MultipartEncoder, Preamble
 from werkzeug.sansio.multipart import Epilogue as End
 
-from app.pypi import distributions, names, simple
+from app.pypi import distributions, simple
 from app.pypi.errors import PyPIError
 from app.pypi.form import read_upload
+from app.registry.python import names
 from tests.pypi import dists
 from tests.pypi.conftest import PIP_ACCEPT, UV_ACCEPT
 

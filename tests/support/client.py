@@ -43,7 +43,7 @@ class OCIClient:
         if key in self.tokens:
             headers["Authorization"] = f"Bearer {self.tokens[key]}"
         r = self.session.request(method, url, headers=headers, allow_redirects=False, **kwargs)
-        # A second challenge may widen the scope (a mount also needs pull on its source).
+        # A second challenge may ask for a wider scope than the token fetched for the first.
         for _ in range(2):
             if r.status_code != 401 or "Bearer" not in r.headers.get("WWW-Authenticate", ""):
                 break

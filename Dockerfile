@@ -1,0 +1,57 @@
+# Cargohold: gunicorn serving wsgi:app, every setting from CARGOHOLD_* variables
+# (docs/configuration.md, docs/operations.md). Build: `make image`, or
+#   podman build -t cargohold .
+# BASE_IMAGE is any Debian-like image with python3 (3.11+) and its venv module: the official
+# slim image by default; `make image` uses a local one made from Debian packages where no
+# container registry can be reached (scripts/base-image.sh).
+ARG BASE_IMAGE=docker.io/library/python:3.12-slim
+
+# ---- build: wheels only, never a compiler -------------------------------------------------------
+FROM ${BASE_IMAGE} AS build
+# Optional, for builds behind a package mirror or a TLS-inspecting proxy (a CA bundle's path
+# inside the build, mounted with `podman build -v`).
+ARG PIP_INDEX_URL
+ARG PIP_CERT
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore
+RUN python3 -m venv /opt/build-tools
+WORKDIR /src
+COPY pyproject.toml ./
+# The dependencies as binary wheels (--only-binary: a missing wheel fails the build rather
+# than compiling), then installed into a venv without pip, which is all the runtime gets.
+RUN python3 -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" >requirements.txt \
+ && /opt/build-tools/bin/pip wheel --only-binary=:all: --wheel-dir /wheels -r requirements.txt \
+ && python3 -m venv --without-pip /opt/venv \
+ && /opt/build-tools/bin/pip --python /opt/venv/bin/python install --no-index --find-links /wheels -r requirements.txt
+# botocore ships the API models of every AWS service (~30 MB); keep the ones Cargohold calls:
+# S3 for blobs, SQS and Cognito for sign-ups, STS/SSO for the credential chain.
+ARG BOTOCORE_SERVICES="s3 sqs cognito-idp sts sso sso-oidc"
+RUN cd /opt/venv/lib/python3*/site-packages/botocore/data \
+ && for d in */; do case " $BOTOCORE_SERVICES " in *" ${d%/} "*) ;; *) rm -rf "$d" ;; esac; done
+
+# ---- runtime ----------------------------------------------------------------------------------
+FROM ${BASE_IMAGE}
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    FLASK_APP=wsgi \
+    CARGOHOLD_HOST=0.0.0.0 \
+    CARGOHOLD_PORT=5000 \
+    CARGOHOLD_DATA_DIR=/var/lib/cargohold
+RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/cargohold --shell /usr/sbin/nologin cargohold \
+ && mkdir -p /var/lib/cargohold \
+ && chown cargohold:cargohold /var/lib/cargohold
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /srv/cargohold
+# What .dockerignore lets through: the application, its migrations, the WSGI and gunicorn
+# entry points, the worker, the entrypoint script. Compiled once here: the user cannot write it.
+COPY . ./
+RUN python3 -m compileall -q . \
+ && install -m 0755 scripts/container-entrypoint.sh /usr/local/bin/cargohold-entrypoint
+USER 10001:10001
+EXPOSE 5000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('CARGOHOLD_PORT', '5000'), timeout=4)"]
+ENTRYPOINT ["cargohold-entrypoint"]
+# `serve`: migrations (one replica at a time) then gunicorn. Any other command runs as given,
+# e.g. `python -m worker`.
+CMD ["serve"]
