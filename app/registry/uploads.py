@@ -165,12 +165,13 @@ def ingest(
     upload = start(store, repo, principal)
     try:
         append(store, upload, chunks)
+        # A refusal here too (content the collector is deleting) leaves no one to resume.
+        return finish(store, repo, upload, digest)
     except BaseException:
         # The sweeper removes the session should this fail too (the backend may be down).
         with contextlib.suppress(Exception):
             cancel(store, upload)
         raise
-    return finish(store, repo, upload, digest)
 
 
 def cancel(store: BlobStore, upload: Upload) -> None:
