@@ -313,6 +313,33 @@ def test_content_being_deleted_is_refused(gc_server):
     assert c.request("GET", f"/v2/{repo}/manifests/{digest}").status_code == 200
 
 
+def test_python_upload_of_content_being_deleted_is_refused(gc_server, tmp_path):
+    srv = gc_server
+    auth = ("admin", srv.users["admin"])
+    wheel = make_wheel(tmp_path, "gcshared", "1.0")
+    r = upload(f"{srv.url}/api/v1/acme/main/python/", wheel, "gcshared", "1.0", auth)
+    assert r.status_code == 200, r.text
+    ((file_hex, meta_hex),) = srv.sql(
+        "SELECT sha256, metadata_sha256 FROM python_files WHERE filename = ?", wheel.name
+    )
+    # The same file into other registries, while the sweeper has marked its file or its
+    # metadata: the publish is told to retry, and nothing is written over the content.
+    for registry, hexdigest in (("gcfile", file_hex), ("gcmeta", meta_hex)):
+        made = requests.post(
+            f"{srv.url}/api/v1/orgs/acme/registries", json={"name": registry}, auth=auth, timeout=30
+        )
+        assert made.status_code == 201, made.text
+        srv.sql("UPDATE blobs SET state = 'deleting' WHERE digest = ?", f"sha256:{hexdigest}")
+        url = f"{srv.url}/api/v1/acme/{registry}/python/"
+        before = srv.sql("SELECT count(*) FROM python_files")
+        r = upload(url, wheel, "gcshared", "1.0", auth)
+        assert r.status_code == 503, r.text
+        assert srv.sql("SELECT count(*) FROM python_files") == before
+        srv.sql("UPDATE blobs SET state = 'live' WHERE digest = ?", f"sha256:{hexdigest}")
+        # Once the content is live again (or uploaded again), the same publish succeeds.
+        assert upload(url, wheel, "gcshared", "1.0", auth).status_code == 200
+
+
 # ---- bad input and the management API ---------------------------------------------------------
 
 
