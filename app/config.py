@@ -129,6 +129,13 @@ class Settings:
     worker_retry_delay: int = 30
     # Console sessions end after this many seconds without a request.
     console_idle_timeout: int = 3600
+    # Garbage collection: how long content nothing references stays before it may go (also
+    # how long a pushed layer waits for its manifest), and how many candidates one batch takes.
+    gc_grace_seconds: int = 24 * 3600
+    gc_batch_size: int = 500
+    # `flask gc worker`: seconds between passes; upload sessions older than this are aborted.
+    gc_interval_seconds: int = 60
+    upload_max_age_seconds: int = 24 * 3600
     extra: dict = field(default_factory=dict)
 
     @classmethod

@@ -112,6 +112,11 @@ REQUIREMENTS: dict[str, str] = {
     "GET api.list_trust_policies": "org:admin",
     "POST api.create_trust_policy": "org:admin",
     "DELETE api.delete_trust_policy": "org:admin",
+    "GET api.gc_status": "site:admin",
+    "DELETE api.delete_manifest": "delete",
+    "GET api.list_tag_rules": "org:read",
+    "POST api.create_tag_rule": "org:admin",
+    "DELETE api.delete_tag_rule": "org:admin",
     # web console: pages and form actions (callers as CONSOLE_AS below says)
     "GET console.home": "public",
     "GET console.sign_in": "public",
@@ -386,9 +391,12 @@ def request_for(key: str, rule: str, target: str, content) -> tuple[str, str, di
         "int:token_id": "999999",
         "int:invitation_id": "999999",
         "int:policy_id": "999999",
+        "int:rule_id": "999999",
         "project": "nothing",
         "filename": "nothing-1.0.tar.gz",
         "version": "1.0",
+        "path:repository": "table/app",
+        "digest": ZERO,
     }
     if endpoint.startswith("console."):
         manifest_digest, config_digest = content[target]

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.cli import accounts, bootstrap, tenants, uploads
+from app.cli import accounts, bootstrap, gc, tenants, uploads
 
 
 def register(app: Flask) -> None:
-    for command in (*bootstrap.COMMANDS, *accounts.COMMANDS, *tenants.COMMANDS, *uploads.COMMANDS):
+    for command in (
+        *bootstrap.COMMANDS,
+        *accounts.COMMANDS,
+        *tenants.COMMANDS,
+        *uploads.COMMANDS,
+        *gc.COMMANDS,
+    ):
         app.cli.add_command(command)

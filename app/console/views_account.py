@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import redirect, render_template, request, session, url_for
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.access import ACCOUNT_MANAGE, ACCOUNT_READ, access_tokens, accounts, tenancy
 from app.console import session as console_session
@@ -95,9 +96,13 @@ def change_password():
     try:
         accounts.change_password(user, request.form.get("current_password", ""), new)
     except accounts.WrongPassword as exc:
-        # A failed login of the account: answered rather than raised, so that the request's
-        # unit of work commits the failure count the core recorded.
+        # A failed login of the account: answered rather than raised, and committed here, as a
+        # login's is: two wrong passwords at once both insert the count; one is lost, no 500.
         LOGIN_FAILURES.labels("invalid").inc()
+        try:
+            db.session.commit()
+        except SQLAlchemyError:
+            db.session.rollback()
         notice(str(exc).capitalize() + ".", "error")
         return redirect(url_for("console.account"))
     console_session.refresh_credentials(user)

@@ -14,7 +14,7 @@ from app.console.templating import notice
 from app.errors import Invalid, NotFound
 from app.gate import permits, requires
 from app.models import Manifest, Repository, Tag, db
-from app.registry import blobs, digests, manifest_store
+from app.registry import blobs, deletion, digests, manifest_store
 from app.registry.errors import RegistryError
 from app.registry.names import is_reserved_path
 from app.web import send_blob
@@ -199,10 +199,18 @@ def _delete(org: str, registry: str, repo: str, reference: str, kind: str):
     if confirm is not None:
         return confirm
     try:
-        manifest_store.delete_reference(found, reference)
+        if kind == "manifest":
+            # As /v2 does: its referrers, and an index's children nothing else uses, go with it;
+            # an immutable tag on any of them refuses the whole deletion.
+            removed = deletion.delete_manifest(found, reference)
+        else:
+            manifest_store.delete_reference(found, reference)
+            removed = []
     except RegistryError as exc:
         if exc.status != 404:
             raise
         raise NotFound(f"No {kind} {reference!r} in {repo}.") from None
-    notice(f"Deleted {kind} {reference}.")
+    also = len(removed) - 1
+    extra = f" and {also} manifest{'s' if also != 1 else ''} attached to it" if also > 0 else ""
+    notice(f"Deleted {kind} {reference}{extra}.")
     return redirect(url_for("console.repository", org=org, registry=registry, repo=repo))

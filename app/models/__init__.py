@@ -2,6 +2,7 @@
 
 from app.models.base import db
 from app.models.content import Blob, BlobLink, Manifest, Repository, Tag, Upload
+from app.models.lifecycle import GcCandidate, GcStats, ManifestReference, TagRule
 from app.models.python import PythonFile, PythonProject
 from app.models.tenancy import (
     AccessToken,
@@ -22,6 +23,9 @@ __all__ = [
     "RegistryGrant",
     "TrustPolicy",
     "Blob",
+    "GcCandidate",
+    "GcStats",
+    "ManifestReference",
     "BlobLink",
     "Manifest",
     "Membership",
@@ -31,6 +35,7 @@ __all__ = [
     "Registry",
     "Repository",
     "Tag",
+    "TagRule",
     "Upload",
     "User",
     "db",

@@ -26,6 +26,11 @@ class Blob(db.Model):
     digest: Mapped[str] = mapped_column(String(150), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # "live", or "deleting" once the collector has decided to remove it: from then on nothing
+    # may link or reference it, and pushes meet BLOB_UNKNOWN and upload it again.
+    state: Mapped[str] = mapped_column(
+        String(16), default="live", server_default="live", index=True
+    )
 
 
 class BlobLink(db.Model):
@@ -45,6 +50,8 @@ class Manifest(db.Model):
         UniqueConstraint("repository_id", "digest"),
         # The referrers index: subject digest -> referring manifests, kept at PUT time.
         Index("ix_manifests_referrers", "repository_id", "subject_digest"),
+        # The collector's "is this digest a manifest anywhere?"
+        Index("ix_manifests_digest", "digest"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))

@@ -11,11 +11,11 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from app import limits
 from app.auth.credentials import current_caller
-from app.digests import CHUNK
+from app.digests import CHUNK, is_digest
 from app.errors import CoreError
 from app.gate import KINDS, Target, dispatches, kind, permits, requires
 from app.models import db
-from app.registry import blobs, catalog, manifest_store, repositories, uploads
+from app.registry import blobs, catalog, deletion, manifest_store, repositories, uploads
 from app.registry.errors import RegistryError
 from app.registry.manifests import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX
 from app.registry.names import RepoName, parse_repository
@@ -167,7 +167,12 @@ def put_manifest(name: RepoName, reference: str):
 
 @requires("delete", "repository")
 def delete_manifest(name: RepoName, reference: str):
-    manifest_store.delete_reference(repositories.require(name), reference)
+    repo = repositories.require(name)
+    if is_digest(reference):
+        # Its referrers, and an index's children nothing else uses, go with it.
+        deletion.delete_manifest(repo, reference)
+    else:
+        manifest_store.delete_reference(repo, reference)
     return Response(status=202)
 
 

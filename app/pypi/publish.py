@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app import digests
 from app.access import Principal
+from app.errors import Unavailable
 from app.models import PythonFile, PythonProject, Repository, db
 from app.models.base import utcnow
 from app.models.upsert import insert_ignore
@@ -29,6 +30,7 @@ from app.pypi.distributions import SDIST, WHEEL, CoreMetadata, DistFilename
 from app.pypi.errors import bad_request
 from app.pypi.form import UploadForm
 from app.registry import blobs, manifest_store, repositories, uploads
+from app.registry.errors import RegistryError
 from app.registry.manifests import OCI_MANIFEST
 from app.registry.python.files import Target, find_project
 from app.registry.python.names import is_valid, normalize
@@ -213,10 +215,11 @@ def _ingest_file(
     store: BlobStore, repo: Repository, principal: Principal, spool: BinaryIO, form: UploadForm
 ) -> str:
     digest = f"sha256:{form.sha256}"
+    # The row before the object: content the collector is deleting is refused untouched.
+    blobs.record(digest, form.size)
     if store.stat(digest) is not None:
         # Content the store already holds (the same file in another registry). The digest was
         # computed from these very bytes as they arrived, so linking is as safe as a mount.
-        blobs.record(digest, form.size)
         blobs.link(repo, digest)
     else:
         uploads.ingest(store, repo, principal, _spooled(spool), digest)
@@ -226,8 +229,8 @@ def _ingest_file(
 def _put_metadata(store: BlobStore, repo: Repository, meta_bytes: bytes) -> str:
     # A few KiB, stored as a manifest is: the digest is computed here, from the bytes themselves.
     digest = digests.of_bytes(meta_bytes)
-    store.put(digest, meta_bytes)
     blobs.record(digest, len(meta_bytes))
+    store.put(digest, meta_bytes)
     blobs.link(repo, digest)
     return digest
 
@@ -303,7 +306,13 @@ def upload(
     checked = _check(target, form, spool)
     if isinstance(checked, PythonFile):
         return checked, False
-    stored = _store_artifact(store, target, checked, form, spool, principal)
+    try:
+        stored = _store_artifact(store, target, checked, form, spool, principal)
+    except RegistryError as exc:
+        if exc.code != "BLOB_UNKNOWN":
+            raise
+        # The garbage collector is deleting this very content: nothing was written over it.
+        raise Unavailable("this file's content is being removed right now: retry") from None
     row = _index_row(target, checked, form, stored, principal.name)
     try:
         with db.session.begin_nested():

@@ -7,7 +7,7 @@ from sqlalchemy import delete, select
 from app import digests
 from app.models import Blob, BlobLink, Repository, db
 from app.models.upsert import insert_ignore
-from app.registry import repositories
+from app.registry import gc, repositories
 from app.registry.errors import RegistryError
 from app.registry.names import RepoName
 
@@ -24,28 +24,54 @@ def linked_size(repo: Repository, digest: str) -> int | None:
     return db.session.execute(
         select(Blob.size)
         .join(BlobLink, BlobLink.digest == Blob.digest)
-        .where(BlobLink.repository_id == repo.id, Blob.digest == digest)
+        .where(BlobLink.repository_id == repo.id, Blob.digest == digest, Blob.state == gc.LIVE)
     ).scalar_one_or_none()
 
 
 def linked_sizes(repo: Repository, wanted: list[str]) -> dict[str, int]:
+    """Sizes of the live blobs among `wanted` linked here, their rows held `FOR SHARE` on
+    PostgreSQL until the transaction ends, so the collector cannot take them meanwhile. Call
+    it after the transaction's first write (SQLite's write lock, see app.registry.gc)."""
     if not wanted:
         return {}
     rows = db.session.execute(
         select(Blob.digest, Blob.size)
         .join(BlobLink, BlobLink.digest == Blob.digest)
-        .where(BlobLink.repository_id == repo.id, Blob.digest.in_(set(wanted)))
+        .where(
+            BlobLink.repository_id == repo.id,
+            Blob.digest.in_(set(wanted)),
+            Blob.state == gc.LIVE,
+        )
+        .order_by(Blob.digest)
+        .with_for_update(read=True, of=Blob)
     )
     return {d: s for d, s in rows}
 
 
+def require_live(digest: str) -> None:
+    """Refuse content the collector is deleting: the client must upload it again. Called after
+    writing the link or row that will reference it, so the write lock (SQLite) or this row lock
+    (PostgreSQL) orders us against the collector's mark; see app.registry.gc."""
+    state = db.session.execute(
+        select(Blob.state).where(Blob.digest == digest).with_for_update(read=True)
+    ).scalar_one_or_none()
+    if state != gc.LIVE:
+        raise RegistryError(
+            "BLOB_UNKNOWN", f"blob {digest} is being garbage-collected: upload it again"
+        )
+
+
 def record(digest: str, size: int) -> None:
-    """Only called once the content is in the store: rows never point at missing content."""
+    """Claim the row for content about to be stored (or already stored): call it before
+    writing the object, so the collector cannot delete the object underneath. The row is
+    committed only with the rest of the transaction, after the object is in the store."""
     insert_ignore(Blob, ["digest"], digest=digest, size=size)
+    require_live(digest)
 
 
 def link(repo: Repository, digest: str) -> None:
     insert_ignore(BlobLink, ["repository_id", "digest"], repository_id=repo.id, digest=digest)
+    require_live(digest)
 
 
 def mount(repo: Repository, digest: str, source: RepoName) -> bool:
@@ -62,4 +88,6 @@ def unlink(repo: Repository, digest: str) -> bool:
     result = db.session.execute(
         delete(BlobLink).where(BlobLink.repository_id == repo.id, BlobLink.digest == digest)
     )
+    if result.rowcount > 0:
+        gc.note([digest])
     return result.rowcount > 0

@@ -7,11 +7,11 @@ from collections.abc import Iterable
 from sqlalchemy import delete, select
 
 from app import digests
-from app.models import Manifest, Repository, Tag, db
+from app.models import Manifest, ManifestReference, Repository, Tag, db
 from app.models.base import utcnow
 from app.models.ordering import bytewise
 from app.models.upsert import insert_ignore, upsert
-from app.registry import blobs, manifests
+from app.registry import blobs, gc, immutability, manifests
 from app.registry.errors import RegistryError
 from app.registry.names import check_tag
 from app.storage import BlobStore
@@ -65,6 +65,48 @@ def _check_references(repo: Repository, parsed: manifests.ParsedManifest) -> Non
                 )
 
 
+def _record_references(manifest: Manifest, parsed: manifests.ParsedManifest) -> None:
+    """What this manifest keeps alive, for the collector's indexed "still referenced?"."""
+    named = {d.digest for d in parsed.blobs if not manifests.is_foreign(d)}
+    named |= {d.digest for d in parsed.children}
+    if parsed.subject is not None:
+        named.add(parsed.subject.digest)
+    for digest in sorted(named):
+        insert_ignore(
+            ManifestReference, ["manifest_id", "digest"], manifest_id=manifest.id, digest=digest
+        )
+
+
+def index_references(store: BlobStore, batch: int = 500) -> int:
+    """Write `manifest_references` for manifests stored before it existed (the 0006_lifecycle
+    upgrade); returns how many manifests it indexed. Idempotent."""
+    indexed = 0
+    last = 0
+    while True:
+        rows = list(
+            db.session.execute(
+                select(Manifest).where(Manifest.id > last).order_by(Manifest.id).limit(batch)
+            ).scalars()
+        )
+        if not rows:
+            return indexed
+        for manifest in rows:
+            with store.open(manifest.digest) as f:
+                body = f.read(manifest.size + 1)
+            _record_references(manifest, manifests.parse(body, manifest.media_type))
+            indexed += 1
+        last = rows[-1].id
+        db.session.flush()
+
+
+def references_of(manifest: Manifest) -> list[str]:
+    return list(
+        db.session.execute(
+            select(ManifestReference.digest).where(ManifestReference.manifest_id == manifest.id)
+        ).scalars()
+    )
+
+
 def put(
     store: BlobStore,
     repo: Repository,
@@ -83,10 +125,12 @@ def put(
     else:
         tags.insert(0, check_tag(reference))
         digest = parsed.digest
+    # The manifest's own row first: it is this transaction's first write (SQLite's write lock),
+    # so the checks below see every mark the collector has committed (see app.registry.gc).
+    blobs.record(digest, len(body))
     _check_references(repo, parsed)
 
     store.put(digest, body)
-    blobs.record(digest, len(body))
     insert_ignore(
         Manifest,
         ["repository_id", "digest"],
@@ -100,9 +144,11 @@ def put(
         created_at=utcnow(),
     )
     manifest = find(repo, digest)
+    _record_references(manifest, parsed)
     # One order for every writer: two pushes naming the same tags lock their rows alike
     # instead of deadlocking on PostgreSQL.
     for tag in sorted(set(tags)):
+        immutability.guard_move(repo, tag, manifest.id)
         upsert(
             Tag,
             ["repository_id", "name"],
@@ -118,6 +164,13 @@ def put(
 def delete_reference(repo: Repository, reference: str) -> None:
     """A digest removes the manifest, its tags and its referrers entry; a tag removes the tag."""
     manifest = find(repo, reference)
+    if digests.is_digest(reference):
+        names = db.session.execute(select(Tag.name).where(Tag.manifest_id == manifest.id))
+        immutability.guard_delete(repo, list(names.scalars()))
+    else:
+        immutability.guard_delete(repo, [reference])
+    # The manifest and everything it named may now be garbage; the collector decides later.
+    gc.note([manifest.digest, *(references_of(manifest) if digests.is_digest(reference) else [])])
     if digests.is_digest(reference):
         db.session.execute(delete(Tag).where(Tag.manifest_id == manifest.id))
         db.session.delete(manifest)

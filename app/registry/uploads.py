@@ -14,7 +14,7 @@ from app.access import Principal
 from app.caching import BoundedCache
 from app.models import Repository, Upload, db
 from app.models.base import utcnow
-from app.registry import blobs
+from app.registry import blobs, gc
 from app.registry.errors import RegistryError
 from app.storage import BlobStore
 
@@ -140,13 +140,17 @@ def finish(store: BlobStore, repo: Repository, upload: Upload, digest: str) -> i
     if actual != digest:
         cancel(store, upload)
         raise RegistryError("DIGEST_INVALID", f"uploaded content has digest {actual}, not {digest}")
+    # The row first: content the collector is deleting is refused (BLOB_UNKNOWN) before we
+    # touch storage; the session stays, its bytes untouched, until the client gives up on it.
+    blobs.record(digest, size)
     if store.stat(digest) is None:
         store.upload_commit(upload.id, digest)
     else:
         store.upload_abort(upload.id)
     _hashes.drop(upload.id)
-    blobs.record(digest, size)
     blobs.link(repo, digest)
+    # Content uploaded but never referenced by a manifest goes after the grace period.
+    gc.note([digest])
     db.session.delete(upload)
     db.session.flush()
     return size
@@ -161,12 +165,13 @@ def ingest(
     upload = start(store, repo, principal)
     try:
         append(store, upload, chunks)
+        # A refusal here too (content the collector is deleting) leaves no one to resume.
+        return finish(store, repo, upload, digest)
     except BaseException:
         # The sweeper removes the session should this fail too (the backend may be down).
         with contextlib.suppress(Exception):
             cancel(store, upload)
         raise
-    return finish(store, repo, upload, digest)
 
 
 def cancel(store: BlobStore, upload: Upload) -> None:

@@ -5,7 +5,8 @@ Backends implement this protocol; `create_store` picks one from settings, once, 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -57,6 +58,9 @@ class BlobStore(Protocol):
         """Move a verified upload to its content-addressed place, atomically; return its size."""
 
     def upload_abort(self, upload_id: str) -> None: ...
+
+    def list_blobs(self) -> Iterator[tuple[str, datetime]]:
+        """Every stored blob's digest and last-modified time (UTC, naive): the reconcile pass."""
 
 
 def create_store(settings: Settings) -> BlobStore:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -103,3 +104,13 @@ class FilesystemStore:
 
     def upload_abort(self, upload_id: str) -> None:
         self._upload_path(upload_id).unlink(missing_ok=True)
+
+    def list_blobs(self) -> Iterator[tuple[str, datetime]]:
+        for alg_dir in sorted((self.root / "blobs").iterdir()):
+            for path in alg_dir.glob("*/*"):
+                try:
+                    modified = path.stat().st_mtime
+                except FileNotFoundError:
+                    continue
+                stamp = datetime.fromtimestamp(modified, UTC).replace(tzinfo=None)
+                yield f"{alg_dir.name}:{path.name}", stamp

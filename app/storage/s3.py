@@ -21,6 +21,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
@@ -464,6 +465,17 @@ class S3Store:
 
     def upload_abort(self, upload_id: str) -> None:
         self._cleanup(upload_id)
+
+    def list_blobs(self) -> Iterator[tuple[str, datetime]]:
+        prefix = f"{self.prefix}blobs/"
+        for page in self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        ):
+            for obj in page.get("Contents", []):
+                parts = obj["Key"][len(prefix) :].split("/")
+                if len(parts) == 3:
+                    stamp = obj["LastModified"].astimezone(UTC).replace(tzinfo=None)
+                    yield f"{parts[0]}:{parts[2]}", stamp
 
 
 def _ranges(size: int, count: int) -> list[tuple[int, int]]:

@@ -238,6 +238,37 @@ def test_delete_tag_and_manifest_with_confirmation(console_for, server):
     assert "No tag" in r.text
 
 
+def test_manifest_delete_takes_referrers_and_respects_immutable_tags(console_for, server):
+    repo = unique("console/graph")
+    oci = OCIClient(server.url, "alice", server.users["alice"])
+    subject, manifest = oci.push_image(f"acme/main/{repo}", "signed", [b"graph-subject"])
+    size = len(oci.request("GET", f"/v2/acme/main/{repo}/manifests/{subject}").content)
+    ref = {"mediaType": manifest["mediaType"], "digest": subject, "size": size}
+    signature, _ = oci.push_image(f"acme/main/{repo}", "sig", [b"a signature"], subject=ref)
+    pattern = unique("frozen")
+    frozen, _ = oci.push_image(f"acme/main/{repo}", pattern, [b"frozen content"])
+    rules = f"{server.url}/api/v1/orgs/acme/registries/main/immutable-tags"
+    admin = ("admin", server.users["admin"])
+    created = requests.post(rules, json={"pattern": pattern}, auth=admin, timeout=30)
+    assert created.status_code == 201, created.text
+    c = console_for("alice")
+    try:
+        # An immutable tag refuses its manifest's deletion, and the tag's, as /v2 does.
+        for path in (f"-/manifests/{frozen}", f"-/tags/{pattern}"):
+            r = c.follow(c.post(f"/orgs/acme/main/r/{repo}/{path}/delete", {"confirm": "yes"}))
+            assert "is immutable" in unescape(r.text)
+        assert oci.request("GET", f"/v2/acme/main/{repo}/manifests/{frozen}").status_code == 200
+    finally:
+        requests.delete(f"{rules}/{created.json()['id']}", auth=admin, timeout=30)
+    # A manifest goes with the referrers attached to it.
+    r = c.follow(
+        c.post(f"/orgs/acme/main/r/{repo}/-/manifests/{subject}/delete", {"confirm": "yes"})
+    )
+    assert "Deleted manifest" in r.text and "1 manifest attached to it" in r.text
+    for gone in (subject, signature):
+        assert oci.request("GET", f"/v2/acme/main/{repo}/manifests/{gone}").status_code == 404
+
+
 # ---- Python projects -------------------------------------------------------------------------
 
 

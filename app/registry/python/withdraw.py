@@ -9,7 +9,7 @@ from sqlalchemy import select
 from app.errors import NotFound
 from app.models import Manifest, PythonFile, PythonProject, db
 from app.models.base import utcnow
-from app.registry import blobs, manifest_store, repositories
+from app.registry import blobs, gc, manifest_store, repositories
 from app.registry.python.files import Target, live_files, project
 from app.registry.python.names import normalize
 
@@ -52,6 +52,9 @@ def set_yanked(
 
 
 def _drop_artifact(repo, proj: PythonProject, f: PythonFile) -> None:
+    # The file, its metadata and its manifest may now be garbage: the collector looks again
+    # after the grace period and keeps whatever another file or manifest still uses.
+    gc.note([f.manifest_digest, f"sha256:{f.sha256}", f"sha256:{f.metadata_sha256}"])
     exists = db.session.execute(
         select(Manifest.id).where(
             Manifest.repository_id == repo.id, Manifest.digest == f.manifest_digest

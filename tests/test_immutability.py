@@ -1,0 +1,97 @@
+"""Tag immutability over HTTP: rules through the management API, DENIED on a move or delete of
+a protected tag with the rule named, the identical manifest pushed again allowed, bad input."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from tests.support.client import OCIClient
+from tests.support.server import make_server
+from tests.support.services import Backend
+
+REPO = "acme/main/immutable/app"
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    backend = Backend()
+    server = make_server(tmp_path_factory.mktemp("immutable"), extra_env=backend.env())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        backend.cleanup()
+
+
+def rules_url(srv, registry: str = "main") -> str:
+    return f"{srv.url}/api/v1/orgs/acme/registries/{registry}/immutable-tags"
+
+
+def admin(srv):
+    return ("admin", srv.users["admin"])
+
+
+def test_protected_tags_neither_move_nor_go(srv):
+    c = OCIClient(srv.url, "admin", srv.users["admin"])
+    first, manifest = c.push_image(REPO, "v1.0", [b"immutable one"])
+    r = requests.post(rules_url(srv), json={"pattern": "v*"}, auth=admin(srv), timeout=30)
+    assert r.status_code == 201, r.text
+    rule_id = r.json()["id"]
+    listed = requests.get(rules_url(srv), auth=("victor", srv.users["victor"]), timeout=30)
+    assert [x["pattern"] for x in listed.json()] == ["v*"]
+
+    # The identical manifest again is not a move.
+    assert c.push_manifest(REPO, "v1.0", manifest).status_code == 201
+    # Another manifest under the protected tag is.
+    other, _ = c.push_image(REPO, "latest", [b"immutable two"])
+    r = c.request(
+        "PUT",
+        f"/v2/{REPO}/manifests/v1.0",
+        data=c.request("GET", f"/v2/{REPO}/manifests/latest").content,
+        headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+    )
+    assert r.status_code == 403, r.text
+    error = r.json()["errors"][0]
+    assert error["code"] == "DENIED"
+    assert "immutable" in error["detail"] and "'v*'" in error["detail"]
+    # Deleting the tag, or the manifest it points at, is refused too.
+    assert c.request("DELETE", f"/v2/{REPO}/manifests/v1.0").status_code == 403
+    assert c.request("DELETE", f"/v2/{REPO}/manifests/{first}").status_code == 403
+    # Unprotected tags move and go as before; a new protected tag may be created.
+    c.push_image(REPO, "latest", [b"immutable three"])
+    assert c.request("DELETE", f"/v2/{REPO}/manifests/latest").status_code == 202
+    c.push_image(REPO, "v2.0", [b"immutable four"])
+
+    r = requests.delete(f"{rules_url(srv)}/{rule_id}", auth=admin(srv), timeout=30)
+    assert r.status_code == 204
+    assert c.request("DELETE", f"/v2/{REPO}/manifests/v1.0").status_code == 202
+    assert other
+
+
+def test_bad_input(srv):
+    for body in (
+        {},
+        {"pattern": ""},
+        {"pattern": "v[0-9]"},
+        {"pattern": "a" * 129},
+        {"pattern": 5},
+        {"pattern": "release/*"},
+    ):
+        r = requests.post(rules_url(srv), json=body, auth=admin(srv), timeout=30)
+        assert r.status_code == 400, (body, r.text)
+        assert r.json()["errors"][0]["code"]
+    r = requests.post(rules_url(srv), json={"pattern": "release-*"}, auth=admin(srv), timeout=30)
+    assert r.status_code == 201
+    r = requests.post(rules_url(srv), json={"pattern": "release-*"}, auth=admin(srv), timeout=30)
+    assert r.status_code == 409
+    r = requests.post(rules_url(srv, "nothing"), json={"pattern": "x"}, auth=admin(srv), timeout=30)
+    assert r.status_code == 404
+    assert (
+        requests.delete(f"{rules_url(srv)}/424242", auth=admin(srv), timeout=30).status_code == 404
+    )
+    r = requests.post(
+        rules_url(srv), json={"pattern": "x*"}, auth=("alice", srv.users["alice"]), timeout=30
+    )
+    assert r.status_code == 403
