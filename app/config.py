@@ -127,6 +127,9 @@ class Settings:
     worker_wait: int = 20
     worker_visibility: int = 60
     worker_retry_delay: int = 30
+    # The worker's Prometheus metrics over HTTP (0: not served); loopback unless opened up.
+    worker_metrics_port: int = 0
+    worker_metrics_host: str = "127.0.0.1"
     # Console sessions end after this many seconds without a request.
     console_idle_timeout: int = 3600
     # Garbage collection: how long content nothing references stays before it may go (also

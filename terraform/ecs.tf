@@ -86,6 +86,8 @@ locals {
     CARGOHOLD_SIGNUP_PERSONAL_ORG = var.signup_personal_org
     CARGOHOLD_SIGNUP_REGISTRY     = "main"
     CARGOHOLD_WORKER_VISIBILITY   = "120"
+    # CARGOHOLD_WORKER_METRICS_PORT stays off: nothing on Fargate scrapes it without a collector
+    # sidecar (docs/deploy-aws.md, "Operating it").
   })
   worker_secrets = local.common_secrets
 

@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 
 from app import create_app
 from app.config import Settings
+from worker import metrics
 from worker.consumer import Worker
 from worker.logs import configure
 
@@ -40,6 +41,7 @@ def main() -> int:
         visibility=settings.worker_visibility,
         retry_delay=settings.worker_retry_delay,
     )
+    metrics.serve(settings.worker_metrics_host, settings.worker_metrics_port)
     worker.install_signal_handlers()
     worker.run()
     return 0

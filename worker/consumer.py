@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 
 from flask import Flask
 
 from app.access.signup import BadMessage, parse, provision
 from app.models.transaction import unit_of_work
+from worker import metrics
 
 log = logging.getLogger("worker")
 
@@ -43,7 +45,10 @@ class Heartbeat:
                     VisibilityTimeout=self.visibility,
                 )
             except Exception as exc:  # a missed beat is logged, the work goes on
+                metrics.VISIBILITY_EXTENSIONS.labels("failed").inc()
                 log.warning("visibility not extended: %s", exc)
+            else:
+                metrics.VISIBILITY_EXTENSIONS.labels("extended").inc()
 
     def __enter__(self) -> Heartbeat:
         self._thread.start()
@@ -104,11 +109,17 @@ class Worker:
             MessageSystemAttributeNames=["ApproximateReceiveCount"],
             MessageAttributeNames=["All"],
         )
+        metrics.LAST_POLL.set_to_current_time()
         messages = answer.get("Messages", [])
+        if not messages:
+            return 0
+        metrics.RECEIVED.inc(len(messages))
+        started = time.monotonic()
         # Received messages are ours until their visibility ends: finish them even when asked
         # to stop, so none waits out a timeout for nothing.
         for message in messages:
             self.handle(message)
+        metrics.BATCH_DURATION.observe(time.monotonic() - started)
         return len(messages)
 
     def handle(self, message: dict) -> bool:
@@ -125,16 +136,20 @@ class Worker:
                 with self.app.app_context(), unit_of_work():
                     user = provision(signup, self.app.extensions["cargohold.settings"])
                     fields["user"] = user.username
+                metrics.APPLIED.inc()
             except BadMessage as exc:
+                metrics.FAILED.labels("poison").inc()
                 log.error("poison message left for the dead-letter queue: %s", exc, extra=fields)
                 self._retry_later(receipt, count)
                 return False
             except Exception as exc:  # any other failure is retried later
+                metrics.FAILED.labels("retry").inc()
                 log.exception("message failed, will be retried: %s", exc, extra=fields)
                 self._retry_later(receipt, count)
                 return False
         # Committed: only now may the message go.
         self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=receipt)
+        metrics.DELETED.inc()
         log.info("sign-up applied", extra=fields)
         if self.after:
             self.after(message)

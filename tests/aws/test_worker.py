@@ -9,9 +9,11 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from app.access import tenancy
@@ -20,7 +22,8 @@ from app.models import Invitation, Membership, Organisation, User, db
 from lambda_signup import handler as trigger
 from tests.aws.signup_events import Context
 from tests.support.moto import CREDENTIALS, create_queues
-from tests.support.server import ROOT
+from tests.support.server import ROOT, free_port
+from worker import metrics
 from worker.consumer import Worker
 
 PASSWORD = "Corr3ct-horse-battery"
@@ -265,16 +268,18 @@ def test_slow_work_keeps_its_message_hidden(app, moto, pool, queues):
         )
         seen_meanwhile.append(len(answer.get("Messages", [])))
 
+    extended = metric("cargohold_worker_visibility_extensions_total", outcome="extended")
     make_worker(app, moto, queues, visibility=3, before=before).poll()
     assert seen_meanwhile == [0]
+    assert metric("cargohold_worker_visibility_extensions_total", outcome="extended") > extended
     assert len(users_with(message["sub"])) == 1
     assert queue_depth(moto, queues.url) == 0
 
 
-def test_python_m_worker_consumes_and_exits_cleanly_on_sigterm(app, moto, pool, queues, tmp_path):
+def worker_environment(app, moto, pool, queues, **extra: str) -> dict[str, str]:
+    """What `python -m worker` needs to consume the test queue into the test database."""
     settings = app.extensions["cargohold.settings"]
-    message = publish(moto, queues.url, sign_up_event(pool))
-    env = {
+    return {
         **os.environ,
         **CREDENTIALS,
         "CARGOHOLD_DATA_DIR": str(settings.data_dir),
@@ -287,7 +292,13 @@ def test_python_m_worker_consumes_and_exits_cleanly_on_sigterm(app, moto, pool, 
         "CARGOHOLD_SQS_ENDPOINT": moto.url,
         "CARGOHOLD_WORKER_WAIT": "1",
         "CARGOHOLD_LOG_FORMAT": "json",
+        **extra,
     }
+
+
+def test_python_m_worker_consumes_and_exits_cleanly_on_sigterm(app, moto, pool, queues, tmp_path):
+    message = publish(moto, queues.url, sign_up_event(pool))
+    env = worker_environment(app, moto, pool, queues)
     log_path = tmp_path / "worker.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -324,3 +335,88 @@ def wait_for_log(path, text: str, proc, timeout: float = 60) -> list[dict]:
             pytest.fail(f"the worker exited {proc.returncode}: {path.read_text()[-2000:]}")
         time.sleep(0.2)
     pytest.fail(f"no {text!r} in the worker's log: {path.read_text()[-2000:]}")
+
+
+def metric(name: str, **labels: str) -> float:
+    return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_the_worker_counts_what_it_received_applied_failed_and_deleted(app, moto, pool, queues):
+    names = {
+        "received": ("cargohold_worker_messages_received_total", {}),
+        "applied": ("cargohold_worker_messages_applied_total", {}),
+        "deleted": ("cargohold_worker_messages_deleted_total", {}),
+        "poison": ("cargohold_worker_messages_failed_total", {"reason": "poison"}),
+        "retry": ("cargohold_worker_messages_failed_total", {"reason": "retry"}),
+        "batches": ("cargohold_worker_batch_duration_seconds_count", {}),
+    }
+    before = {key: metric(name, **labels) for key, (name, labels) in names.items()}
+    good = publish(moto, queues.url, sign_up_event(pool))
+    moto.client("sqs").send_message(
+        QueueUrl=queues.url,
+        MessageBody="not json at all",
+        MessageGroupId="poison",
+        MessageDeduplicationId=uuid.uuid4().hex,
+    )
+    polled_since = time.time()
+    assert make_worker(app, moto, queues).poll() == 2
+    assert len(users_with(good["sub"])) == 1
+    moved = {key: metric(name, **labels) - before[key] for key, (name, labels) in names.items()}
+    assert moved == {
+        "received": 2,
+        "applied": 1,
+        "deleted": 1,
+        "poison": 1,
+        "retry": 0,
+        "batches": 1,
+    }
+    assert metric("cargohold_worker_last_successful_poll_timestamp_seconds") >= int(polled_since)
+
+
+def test_python_m_worker_serves_its_metrics_on_the_configured_port(
+    app, moto, pool, queues, tmp_path
+):
+    message = publish(moto, queues.url, sign_up_event(pool))
+    port = free_port()
+    env = worker_environment(app, moto, pool, queues, CARGOHOLD_WORKER_METRICS_PORT=str(port))
+    log_path = tmp_path / "worker.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "worker"], cwd=ROOT, env=env, stdout=log, stderr=log
+        )
+    try:
+        lines = wait_for_log(log_path, "sign-up applied", proc)
+        (served,) = [line for line in lines if line.get("message") == "metrics served"]
+        assert served["host"] == "127.0.0.1" and served["port"] == port
+        # The batch is timed just after its last message is logged: scrape until it is in.
+        for _ in range(50):
+            samples = scrape(port)
+            if samples.get(("cargohold_worker_batch_duration_seconds_count", ())):
+                break
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert samples[("cargohold_worker_messages_received_total", ())] == 1
+    assert samples[("cargohold_worker_messages_applied_total", ())] == 1
+    assert samples[("cargohold_worker_messages_deleted_total", ())] == 1
+    assert samples[("cargohold_worker_messages_failed_total", (("reason", "poison"),))] == 0
+    assert samples[("cargohold_worker_batch_duration_seconds_count", ())] == 1
+    assert samples[("cargohold_worker_last_successful_poll_timestamp_seconds", ())] > 0
+    # Only the worker's own metrics: the app's HTTP families are not on this scrape.
+    assert not any(name.startswith("cargohold_http_") for name, _ in samples)
+    assert len(users_with(message["sub"])) == 1
+
+
+def scrape(port: int) -> dict[tuple[str, tuple], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        assert answer.status == 200
+        assert answer.headers["Content-Type"].startswith("text/plain")
+        text = answer.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
