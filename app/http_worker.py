@@ -35,6 +35,13 @@ MAX_HEAD = 64 * 1024
 # A blank line ends the header block; bare LF too, so the parser (not a timeout) refuses it.
 _END = re.compile(rb"\n\r?\n")
 _TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+# A TLS ClientHello starts with a handshake record (0x16). Clients probing for TLS before falling
+# back to plain HTTP (Go's, in podman, helm, docker) fall back only when answered in HTTP.
+_TLS_HANDSHAKE = 0x16
+_PLAIN_HTTP_ONLY = (
+    b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: 36\r\n\r\nThis server speaks plain HTTP only.\n"
+)
 _TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
     b"Connection: close\r\nContent-Length: 0\r\n\r\n"
@@ -91,7 +98,13 @@ class HeaderFirstWorker(ThreadWorker):
             return
         seen = len(conn.head)
         conn.head += data
-        if _END.search(conn.head, max(0, seen - 3)):
+        # Empty lines before a request line are allowed (RFC 9112, section 2.2).
+        start = conn.head.lstrip(b"\r\n")[:1]
+        if start == bytes([_TLS_HANDSHAKE]):
+            self._drop(conn, _PLAIN_HTTP_ONLY)
+        elif _END.search(conn.head, max(0, seen - 3)) or (start and not start.isupper()):
+            # Headers complete, or not an HTTP request line at all (methods are upper-case
+            # letters): either way a thread answers at once.
             self._stop_reading(conn)
             conn.prefetched, conn.head = bytes(conn.head), None
             conn.data_ready = True

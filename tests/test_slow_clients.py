@@ -116,3 +116,12 @@ def test_stalled_body_is_dropped_and_its_thread_released(small_server):
             sock.close()
     log = small_server.log_path.read_text()
     assert "Traceback" not in log, log[-3000:]
+
+
+def test_tls_probe_is_answered_in_plain_http(small_server):
+    """Clients that try TLS first (Go's, in podman, helm, docker) fall back to plain HTTP only
+    when the answer is HTTP; waiting for a header block that never comes made them time out."""
+    with _connect(small_server) as sock:
+        sock.sendall(bytes.fromhex("16030100c8010000c40303") + bytes(64))
+        answer = _closed_by_server(sock)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
