@@ -55,6 +55,10 @@ class BoundedCache(Generic[K, V]):
         expires, value = entry
         return None if expires is not None and expires < time.monotonic() else value
 
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries)

@@ -126,6 +126,23 @@ def _robot(username: str) -> User | None:
     return user if user is not None and user.is_robot else None
 
 
+def record_failed_login(account: str | None, address: str | None) -> None:
+    """Count a failed login, kept at once (`keep_failure_count`)."""
+    throttle.failed(account, address)
+    keep_failure_count()
+
+
+def keep_failure_count() -> None:
+    """A commit point of its own for a failed login's count (`throttle.failed`): the count must
+    outlive the request that refuses it, whether that request raises or answers a page."""
+    LOGIN_FAILURES.labels("invalid").inc()
+    try:
+        db.session.commit()
+    except SQLAlchemyError:
+        # Two requests inserting the same key at once: one count is lost, nothing else.
+        db.session.rollback()
+
+
 def login(username: str, password: str) -> Principal:
     """Check credentials, with failed attempts throttled per credential and per address."""
     address = request.remote_addr
@@ -138,14 +155,7 @@ def login(username: str, password: str) -> Principal:
         )
     principal = _authenticate(username, password)
     if principal is None:
-        throttle.failed(account, address)
-        LOGIN_FAILURES.labels("invalid").inc()
-        # A commit point of its own: the count must outlive the request it refuses.
-        try:
-            db.session.commit()
-        except SQLAlchemyError:
-            # Two replicas inserting the same key at once: one count is lost, nothing else.
-            db.session.rollback()
+        record_failed_login(account, address)
         raise Unauthenticated("invalid username or password")
     throttle.succeeded(account)
     return principal

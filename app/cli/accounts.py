@@ -8,8 +8,7 @@ import click
 from flask.cli import AppGroup
 
 from app.access import access_tokens, accounts, tenancy
-from app.cli.unit import command
-from app.errors import NotFound
+from app.cli.unit import command, existing_user
 from app.models.base import utcnow
 
 user_group = AppGroup("user", help="Manage users.")
@@ -37,9 +36,7 @@ def token_create(
     username: str, name: str, scope: str, registries: tuple[str, ...], expires_days: int | None
 ) -> None:
     """Create a token for a user or robot and print it (shown only this once)."""
-    user = tenancy.find_user(username)
-    if user is None:
-        raise NotFound(f"user {username!r} does not exist")
+    user = existing_user(username)
     expires = utcnow() + timedelta(days=expires_days) if expires_days else None
     _row, secret = access_tokens.create(
         user, name, scope, list(registries) or None, expires_at=expires
@@ -53,9 +50,7 @@ def token_create(
 @command
 def user_password(username: str, password: str) -> None:
     """Set a user's password; tokens minted from the old one stop working."""
-    user = tenancy.find_user(username)
-    if user is None:
-        raise NotFound(f"user {username!r} does not exist")
+    user = existing_user(username)
     accounts.reset_password(user, password)
     click.echo(f"password of {username} changed")
 

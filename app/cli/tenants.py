@@ -6,8 +6,7 @@ import click
 from flask.cli import AppGroup
 
 from app.access import tenancy
-from app.cli.unit import command
-from app.errors import NotFound
+from app.cli.unit import command, existing_user
 
 ROLES = click.Choice(["viewer", "writer", "admin"])
 
@@ -21,9 +20,7 @@ robot_group = AppGroup("robot", help="Manage robot accounts.")
 @click.option("--owner", required=True, help="username of the first admin")
 @command
 def org_create(name: str, owner: str) -> None:
-    user = tenancy.find_user(owner)
-    if user is None:
-        raise NotFound(f"user {owner!r} does not exist")
+    user = existing_user(owner)
     tenancy.create_org(name, user)
     click.echo(f"created organisation {name}, admin {owner}")
 

@@ -7,7 +7,9 @@ import functools
 
 import click
 
-from app.errors import CoreError
+from app.access import tenancy
+from app.errors import CoreError, NotFound
+from app.models import User
 from app.models.transaction import unit_of_work
 
 
@@ -23,3 +25,10 @@ def command(fn):
             raise click.ClickException(exc.message) from None
 
     return wrapper
+
+
+def existing_user(username: str) -> User:
+    user = tenancy.find_user(username)
+    if user is None:
+        raise NotFound(f"user {username!r} does not exist")
+    return user

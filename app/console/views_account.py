@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import redirect, render_template, request, session, url_for
-from sqlalchemy.exc import SQLAlchemyError
 
 from app.access import ACCOUNT_MANAGE, ACCOUNT_READ, access_tokens, accounts, tenancy
+from app.auth.credentials import keep_failure_count
 from app.console import session as console_session
 from app.console.blueprint import bp, form_of
 from app.console.templating import notice
@@ -15,7 +15,6 @@ from app.errors import Invalid, NotFound
 from app.gate import requires
 from app.models import AccessToken, Organisation, db
 from app.models.base import utcnow
-from app.ops.metrics import LOGIN_FAILURES
 
 EXPIRY_CHOICES = (7, 30, 90, 365)
 
@@ -96,13 +95,7 @@ def change_password():
     try:
         accounts.change_password(user, request.form.get("current_password", ""), new)
     except accounts.WrongPassword as exc:
-        # A failed login of the account: answered rather than raised, and committed here, as a
-        # login's is: two wrong passwords at once both insert the count; one is lost, no 500.
-        LOGIN_FAILURES.labels("invalid").inc()
-        try:
-            db.session.commit()
-        except SQLAlchemyError:
-            db.session.rollback()
+        keep_failure_count()  # counted by change_password
         notice(str(exc).capitalize() + ".", "error")
         return redirect(url_for("console.account"))
     console_session.refresh_credentials(user)

@@ -7,6 +7,7 @@ from sqlalchemy import case, select
 
 from app.access import ACCOUNT_READ, access_tokens, throttle
 from app.access.policy import visible_registries
+from app.auth.credentials import record_failed_login
 from app.console import session as console_session
 from app.console.blueprint import bp
 from app.console.pagination import pager
@@ -80,8 +81,7 @@ def home():
 @requires(None, "public")
 def sign_in():
     """Local accounts, throttled exactly as every other login: failures count against the
-    credential tried (`throttle.account`) and the address. A failure is answered, not raised, so
-    the request's unit of work commits its count."""
+    credential tried (`throttle.account`) and the address, at the same commit point."""
     nxt = request.values.get("next")
     if request.method == "GET":
         if console_session.current_user() is not None:
@@ -104,8 +104,7 @@ def sign_in():
         identity = current_app.extensions["cargohold.identity"]
         user = identity.authenticate(username, password)
     if user is None or user.is_robot:
-        throttle.failed(account, address)
-        LOGIN_FAILURES.labels("invalid").inc()
+        record_failed_login(account, address)
         notice("Wrong username or password.", "error")
         return render_template("console/sign_in.html", next=nxt, username=username), 401
     throttle.succeeded(account)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import current_app, redirect, render_template, request, url_for
 from sqlalchemy import exists, select
 
+from app import digests
 from app.console import artifacts
 from app.console.blueprint import bp, form_of
 from app.console.kinds import LABELS, kind_of
@@ -14,7 +15,7 @@ from app.console.templating import notice
 from app.errors import Invalid, NotFound
 from app.gate import permits, requires
 from app.models import Manifest, Repository, Tag, db
-from app.registry import blobs, deletion, digests, manifest_store
+from app.registry import blobs, deletion, manifest_store
 from app.registry.errors import RegistryError
 from app.registry.names import is_reserved_path
 from app.web import send_blob

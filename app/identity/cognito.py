@@ -27,6 +27,7 @@ import jwt
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from app.caching import BoundedCache
 from app.errors import Invalid
 from app.identity import IdentityUnavailable, check_username
 from app.identity.local import LocalIdentity
@@ -165,7 +166,7 @@ class CognitoIdentity:
         self._local = LocalIdentity()
         self._lock = threading.Lock()
         self._clients: dict[bool, object] = {}
-        self._verified: dict[str, tuple[float, str]] = {}
+        self._verified: BoundedCache[str, str] = BoundedCache(VERIFIED_SIZE, ttl=VERIFIED_TTL)
         # Keys of the verified-password cache are HMACs under a key no one else ever sees.
         self._cache_secret = secrets.token_bytes(32)
 
@@ -298,18 +299,10 @@ class CognitoIdentity:
         return hmac.new(self._cache_secret, message, hashlib.sha256).hexdigest()
 
     def _recent(self, key: str) -> str | None:
-        with self._lock:
-            entry = self._verified.get(key)
-            if entry is None or entry[0] < time.monotonic():
-                self._verified.pop(key, None)
-                return None
-            return entry[1]
+        return self._verified.get(key)
 
     def _remember(self, key: str, sub: str) -> None:
-        with self._lock:
-            self._verified[key] = (time.monotonic() + VERIFIED_TTL, sub)
-            while len(self._verified) > VERIFIED_SIZE:
-                self._verified.pop(next(iter(self._verified)))
+        self._verified.put(key, sub)
 
     def authenticate(self, username: str, password: str) -> User | None:
         local = db.session.execute(
@@ -350,5 +343,4 @@ class CognitoIdentity:
             raise IdentityUnavailable(f"cognito: {error.get('Code') or exc}") from None
         except BotoCoreError as exc:
             raise IdentityUnavailable(f"cognito: {exc}") from None
-        with self._lock:
-            self._verified.clear()
+        self._verified.clear()
