@@ -117,6 +117,10 @@ REQUIREMENTS: dict[str, str] = {
     "GET api.list_tag_rules": "org:read",
     "POST api.create_tag_rule": "org:admin",
     "DELETE api.delete_tag_rule": "org:admin",
+    "GET api.org_audit": "org:admin",
+    "GET api.site_audit": "site:admin",
+    "GET api.get_audit_settings": "org:admin",
+    "PUT api.put_audit_settings": "org:admin",
     # web console: pages and form actions (callers as CONSOLE_AS below says)
     "GET console.home": "public",
     "GET console.sign_in": "public",

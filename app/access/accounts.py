@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask import current_app
 
-from app.access import access_tokens, throttle
+from app.access import access_tokens, audit, throttle
 from app.access.policy import Principal
 from app.errors import Denied, Invalid
 from app.models import AccessToken, User, db
@@ -41,8 +41,10 @@ def change_password(user: User, current_password: str, new_password: str) -> Non
     proved = _identity().authenticate(user.username, current_password)
     if proved is None or proved.id != user.id:
         throttle.failed(account, None)
+        audit.record_refusal("password.change", details={"user": user.username})
         raise WrongPassword("the current password is not right")
     _set(user, new_password)
+    audit.record("password.change", details={"user": user.username})
 
 
 def reset_password(user: User, new_password: str, by: User | None = None) -> None:
@@ -51,6 +53,7 @@ def reset_password(user: User, new_password: str, by: User | None = None) -> Non
     if by is not None and not by.is_site_admin:
         raise Denied(f"{by.username} may not reset other users' passwords")
     _set(user, new_password)
+    audit.record("password.reset", details={"user": user.username})
 
 
 def epoch_of(user: User) -> int:
