@@ -146,6 +146,8 @@ REQUIREMENTS: dict[str, str] = {
     "POST console.create_robot_token": "org:admin",
     "POST console.revoke_robot_token": "org:admin",
     "POST console.delete_trust_policy": "org:admin",
+    "GET console.audit": "org:admin",
+    "POST console.set_pull_audit": "org:admin",
     "GET console.registry": "pull",
     "GET console.repository": "pull",
     "GET console.artifact": "pull",
