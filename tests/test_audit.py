@@ -6,6 +6,7 @@ it, the per-registry pull audit, and the retention purge."""
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 import requests
@@ -14,7 +15,7 @@ from tests.console.conftest import Console
 from tests.pypi.dists import make_wheel, unique, upload
 from tests.support.client import OCIClient
 from tests.support.oidc_issuer import Issuer
-from tests.support.server import make_server
+from tests.support.server import BIN, ROOT, make_server
 from tests.support.services import Backend
 
 API = "/api/v1"
@@ -390,6 +391,10 @@ def test_who_may_read_and_nobody_may_change_it(srv):
     assert {e["org"] for e in events(srv, "/orgs/other/audit", user="mallory")} <= {"other"}
     for method in ("PUT", "PATCH", "DELETE", "POST"):
         assert call(srv, "admin", method, "/orgs/acme/audit").status_code == 405
+    # A refusal of an authenticated caller is itself a security event.
+    refused = [e for e in events(srv, action="access.denied") if e["actor"]["name"] == "alice"]
+    assert refused and refused[0]["result"] == "denied"
+    assert refused[0]["details"]["action"] == "org:admin"
 
 
 # ---- garbage collection and retention --------------------------------------------------------
@@ -413,3 +418,15 @@ def test_collector_deletions_and_the_retention_purge(srv):
     assert f"purged {len(collected)} audit event(s)" in out
     assert events(srv, "/admin/audit", org="-", action="gc.delete") == []
     assert len(events(srv, "/admin/audit")) == total - len(collected)
+
+    # The background worker's pass purges by CARGOHOLD_AUDIT_RETENTION_DAYS (0: never).
+    srv.sql("UPDATE audit_events SET at = '2000-01-01 00:00:00' WHERE action = 'org.create'")
+    aged = len(events(srv, "/admin/audit", action="org.create"))
+    assert aged
+    worker = [str(BIN / "flask"), "gc", "worker", "--once"]
+    subprocess.run(worker, cwd=ROOT, env=srv.env, check=True, capture_output=True)
+    assert len(events(srv, "/admin/audit", action="org.create")) == aged
+    env = {**srv.env, "CARGOHOLD_AUDIT_RETENTION_DAYS": "30"}
+    subprocess.run(worker, cwd=ROOT, env=env, check=True, capture_output=True)
+    assert events(srv, "/admin/audit", action="org.create") == []
+    assert "kept for ever" in srv.flask("audit", "purge")
