@@ -7,6 +7,7 @@ from flask import jsonify
 from app.access import ACCOUNT_MANAGE, ACCOUNT_READ, SITE_ADMIN, access_tokens, accounts, tenancy
 from app.api.framework import ApiError, field_of, json_body, route
 from app.api.shapes import TOKEN_BODY, invitation_json, me, new_token, org_json
+from app.auth.credentials import keep_failure_count
 from app.models import AccessToken, Membership, Organisation, db
 
 
@@ -36,11 +37,15 @@ def get_user():
 def change_password():
     """Change your password: registry and refresh tokens minted from the old one stop working."""
     data = json_body()
-    accounts.change_password(
-        me(),
-        field_of(data, "current_password", str, required=True),
-        field_of(data, "new_password", str, required=True),
-    )
+    try:
+        accounts.change_password(
+            me(),
+            field_of(data, "current_password", str, required=True),
+            field_of(data, "new_password", str, required=True),
+        )
+    except accounts.WrongPassword:
+        keep_failure_count()  # counted by change_password; the refusal rolls the request back
+        raise
     return "", 204
 
 
