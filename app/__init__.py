@@ -58,7 +58,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
 
     from app import gate
-    from app.api import audit as _api_audit  # noqa: F401 - registers the audit log routes
     from app.api import openapi as _openapi  # noqa: F401 - registers /api/v1/openapi.json
     from app.api import routes as _api_routes  # noqa: F401 - registers the management routes
     from app.api.framework import bp as api_bp
