@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask import current_app
 
-from app.access import access_tokens, throttle
+from app.access import access_tokens, audit, throttle
 from app.access.policy import Principal
 from app.errors import Denied, Invalid, TooManyRequests
 from app.models import AccessToken, User, db
@@ -49,9 +49,11 @@ def change_password(user: User, current_password: str, new_password: str) -> Non
     if proved is None or proved.id != user.id:
         for key in keys:
             throttle.failed(key, None)
+        audit.record_refusal("password.change", details={"user": user.username})
         raise WrongPassword("the current password is not right")
     throttle.succeeded(keys[1])
     _set(user, new_password)
+    audit.record("password.change", details={"user": user.username})
 
 
 def reset_password(user: User, new_password: str, by: User | None = None) -> None:
@@ -60,6 +62,7 @@ def reset_password(user: User, new_password: str, by: User | None = None) -> Non
     if by is not None and not by.is_site_admin:
         raise Denied(f"{by.username} may not reset other users' passwords")
     _set(user, new_password)
+    audit.record("password.reset", details={"user": user.username})
 
 
 def epoch_of(user: User) -> int:

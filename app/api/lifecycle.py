@@ -85,25 +85,15 @@ def list_tag_rules(org: str, registry: str):
 def create_tag_rule(org: str, registry: str):
     """Protect the registry's tags matching a pattern (`v*`, `release-*`, `*`)."""
     reg = registry_row(org, registry)
-    pattern = immutability.check_pattern(field_of(json_body(), "pattern", str, required=True))
-    exists = db.session.execute(
-        select(TagRule).where(TagRule.registry_id == reg.id, TagRule.pattern == pattern)
-    ).scalar_one_or_none()
-    if exists is not None:
+    pattern = field_of(json_body(), "pattern", str, required=True)
+    rule = immutability.add_rule(reg, pattern)
+    if rule is None:
         raise ApiError(409, "CONFLICT", f"rule {pattern!r} exists")
-    rule = TagRule(registry_id=reg.id, pattern=pattern)
-    db.session.add(rule)
-    db.session.flush()
     return created(rule_json(rule))
 
 
 @route("DELETE", "/orgs/<org>/registries/<registry>/immutable-tags/<int:rule_id>", ORG_ADMIN, "org")
 def delete_tag_rule(org: str, registry: str, rule_id: int):
     """Remove a tag immutability rule."""
-    reg = registry_row(org, registry)
-    rule = db.session.get(TagRule, rule_id)
-    if rule is None or rule.registry_id != reg.id:
-        raise ApiError(404, "NOT_FOUND", f"rule {rule_id} not found")
-    db.session.delete(rule)
-    db.session.flush()
+    immutability.remove_rule(registry_row(org, registry), rule_id)
     return "", 204

@@ -1,3 +1,3 @@
 """Every /api/v1 management route, one module an area; importing this registers them all."""
 
-from app.api import account, lifecycle, orgs, robots  # noqa: F401 - each registers its routes
+from app.api import account, audit, lifecycle, orgs, robots  # noqa: F401 - each registers its routes

@@ -48,7 +48,7 @@ def repository(org: str, registry: str, repo: str):
     pg, upg = pager("page"), pager("upage")
     tag_rows, more_tags = pg.window(
         db.session.execute(
-            select(Tag.name, Tag.updated_at, Manifest)
+            select(Tag.name, Tag.updated_at, Tag.pushed_by, Manifest)
             .join(Manifest, Manifest.id == Tag.manifest_id)
             .where(Tag.repository_id == found.id)
             .order_by(Tag.name)

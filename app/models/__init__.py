@@ -1,5 +1,6 @@
 """SQLAlchemy models. SQLite for the embedded default, PostgreSQL in production."""
 
+from app.models.audit import AuditEvent
 from app.models.base import db
 from app.models.content import Blob, BlobLink, Manifest, Repository, Tag, Upload
 from app.models.lifecycle import GcCandidate, GcStats, ManifestReference, TagRule
@@ -18,6 +19,7 @@ from app.models.tenancy import (
 
 __all__ = [
     "AccessToken",
+    "AuditEvent",
     "Invitation",
     "LoginThrottle",
     "RegistryGrant",

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from app import limits
+from app.access import audit
 from app.auth.credentials import current_caller
 from app.digests import CHUNK, is_digest
 from app.errors import CoreError
@@ -131,6 +132,7 @@ def get_manifest(name: RepoName, reference: str):
         return Response(status=200, headers=headers)
     with _store().open(manifest.digest) as f:
         body = f.read()
+    audit.pulled(repo, "manifest.pull", reference, {"digest": manifest.digest})
     return Response(body, status=200, headers=headers)
 
 
@@ -187,6 +189,8 @@ def get_blob(name: RepoName, digest: str):
     size = blobs.linked_size(repo, digest)
     if size is None or store.stat(digest) is None:
         raise RegistryError("BLOB_UNKNOWN", f"blob {digest} is not in repository {name.full}")
+    if request.method == "GET":
+        audit.pulled(repo, "blob.pull", digest, {"size": size})
     return send_blob(
         store,
         digest,

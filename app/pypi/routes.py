@@ -14,7 +14,7 @@ from datetime import UTC
 from flask import Blueprint, Response, current_app, jsonify, redirect, request, url_for
 
 from app import limits
-from app.access import RegistryResource
+from app.access import RegistryResource, audit
 from app.access.policy import find_registry
 from app.auth.credentials import current_caller
 from app.errors import CoreError
@@ -218,6 +218,9 @@ def download(org: str, registry: str, project: str, filename: str):
             raise not_found()
         return _send_blob(f.metadata_digest, filename, target.registry.public)
     f = listing.find_file(target, project, filename)
+    if request.method == "GET":
+        repository = target.repo_name(normalize(project)).full
+        audit.downloaded(target.registry, org, repository, f.filename)
     return _send_blob(f.digest, f.filename, target.registry.public)
 
 
