@@ -15,9 +15,23 @@ from app.models.tenancy import (
     TrustPolicy,
     User,
 )
+from app.models.vulnerabilities import (
+    Advisory,
+    AffectedPackage,
+    VulnAllowance,
+    VulnDatabaseVersion,
+    VulnPolicy,
+    VulnReport,
+)
 
 __all__ = [
     "AccessToken",
+    "Advisory",
+    "AffectedPackage",
+    "VulnAllowance",
+    "VulnDatabaseVersion",
+    "VulnPolicy",
+    "VulnReport",
     "Invitation",
     "LoginThrottle",
     "RegistryGrant",
