@@ -654,3 +654,35 @@ def test_pip_and_uv_refused_then_allowed(srv, vulnerable_wheel, tmp_path):
             f"{srv.url}{API}/vulnerability-allowlist/PYSEC-2026-1", auth=admin(srv), timeout=30
         )
         _policy(srv, None)
+
+
+# ---- the console -----------------------------------------------------------------------------
+
+
+def test_console_pages_show_reports_escaped(srv, vulnerable_wheel):
+    from tests.console.conftest import Console
+
+    c = OCIClient(srv.url, "alice", srv.users["alice"])
+    repo = f"acme/{REG}/images/console"
+    digest, sbom_digest = _push_with_sbom(
+        c, repo, "v1", spdx(["pkg:pypi/vuln-lib@1.0"]), SPDX_TYPE, b"console layer"
+    )
+    _policy(srv, 9)
+    try:
+        console = Console(srv.url)
+        console.sign_in("victor", srv.users["victor"])
+        page = console.get(f"/orgs/acme/{REG}/r/images/console/-/manifests/{digest}")
+        assert page.status_code == 200, page.text[:500]
+        html = page.text
+        assert "PYSEC-2026-1" in html and "blocks pulls" in html
+        assert "&lt;script&gt;alert(" in html and "<script>alert(" not in html
+        # The SBOM's own page is not judged.
+        sbom_page = console.get(f"/orgs/acme/{REG}/r/images/console/-/manifests/{sbom_digest}")
+        assert sbom_page.status_code == 200 and "blocks pulls" not in sbom_page.text
+        project = console.get(f"/orgs/acme/{REG}/python/vuln-lib?version=1.0")
+        assert project.status_code == 200
+        assert "PYSEC-2026-1" in project.text and "&lt;script&gt;" in project.text
+        fixed = console.get(f"/orgs/acme/{REG}/python/vuln-lib?version=1.1")
+        assert "No known vulnerabilities" in fixed.text
+    finally:
+        _policy(srv, None)

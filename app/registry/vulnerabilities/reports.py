@@ -228,7 +228,7 @@ def _inputs(store: BlobStore, repo: Repository, manifest: Manifest) -> str:
     return "|".join(parts)
 
 
-def _summary(findings: list[dict]) -> dict[str, int]:
+def summarise(findings: list[dict]) -> dict[str, int]:
     counts = {name: 0 for _, name in SEVERITIES} | {"unknown": 0}
     seen = set()
     for f in findings:
@@ -264,7 +264,7 @@ def manifest_report(store: BlobStore, repo: Repository, manifest: Manifest) -> d
         "digest": manifest.digest,
         "database": database_json(version),
         **body,
-        "summary": _summary(body["findings"]),
+        "summary": summarise(body["findings"]),
     }
     _remember(cached, repo, manifest.digest, version.id, inputs, report)
     return report
@@ -300,5 +300,5 @@ def python_file_report(pf: PythonFile) -> dict:
         "digest": pf.manifest_digest,
         "database": database_json(version),
         "findings": body["findings"],
-        "summary": _summary(body["findings"]),
+        "summary": summarise(body["findings"]),
     }
