@@ -422,6 +422,17 @@ def test_image_report_and_pull_policy(srv, database):
     assert report["sboms"][0]["digest"] == sbom_digest
     assert report["blocked"] == []
 
+    # An image without an SBOM has nothing to match; once one is attached, its report (cached
+    # for this database version) is computed again.
+    bare, bare_manifest = c.push_image(repo, "bare", [b"bare layer"])
+    first = _report(srv, "images/app", bare, admin(srv))
+    assert first["findings"] == [] and first["sboms"] == []
+    size = len(json.dumps(bare_manifest).encode())
+    attach_sbom(c, repo, bare, size, cyclonedx(["pkg:pypi/vuln-lib@1.0.0"]), CYCLONEDX_TYPE)
+    assert [f["id"] for f in _report(srv, "images/app", bare, admin(srv))["findings"]] == [
+        "PYSEC-2026-1"
+    ]
+
     # CycloneDX, on another image: the medium npm finding only.
     other, _ = _push_with_sbom(
         c, repo, "v2", cyclonedx(["pkg:npm/left-pad@1.3.0"]), CYCLONEDX_TYPE, b"layer two"

@@ -119,8 +119,10 @@ def _single(path: Path, result: ImportResult) -> Iterator[tuple[str, bytes]]:
         result.problem(f"{path.name}: {exc}")
 
 
-def _parse_all(path: Path, result: ImportResult) -> dict[str, osv.Record]:
-    records: dict[str, osv.Record] = {}
+def _scan(path: Path, result: ImportResult) -> dict[str, tuple[str, str]]:
+    """First pass: every valid record's id -> (modified, content digest). Only these small
+    pairs are kept, so an export of hundreds of thousands of records fits in memory."""
+    seen: dict[str, tuple[str, str]] = {}
     for name, data in read_records(path, result):
         try:
             record = osv.parse(data)
@@ -128,10 +130,10 @@ def _parse_all(path: Path, result: ImportResult) -> dict[str, osv.Record]:
             result.problem(f"{name}: {exc}")
             continue
         # Two records with one id: the later `modified` is authoritative (the schema's rule).
-        known = records.get(record.id)
-        if known is None or record.modified >= known.modified:
-            records[record.id] = record
-    return records
+        known = seen.get(record.id)
+        if known is None or record.modified >= known[0]:
+            seen[record.id] = (record.modified, record.digest)
+    return seen
 
 
 def current_version() -> VulnDatabaseVersion | None:
@@ -140,37 +142,35 @@ def current_version() -> VulnDatabaseVersion | None:
     ).scalar_one_or_none()
 
 
-def _content_digest(records: dict[str, osv.Record]) -> str:
+def _content_digest(seen: dict[str, tuple[str, str]]) -> str:
     h = hashlib.sha256()
-    for ident in sorted(records):
-        h.update(f"{ident}\0{records[ident].digest}\n".encode())
+    for ident in sorted(seen):
+        h.update(f"{ident}\0{seen[ident][1]}\n".encode())
     return h.hexdigest()
 
 
+def _stored_digests(ids: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for i in range(0, len(ids), 1000):
+        rows = db.session.execute(
+            select(Advisory.id, Advisory.digest).where(Advisory.id.in_(ids[i : i + 1000]))
+        )
+        out.update({ident: digest for ident, digest in rows})
+    return out
+
+
 def import_path(path: Path) -> ImportResult:
-    """Read and parse everything first, then write: a failure leaves the database as it was.
-    Records already known with the same content are left alone; records not in this import
-    stay (imports add to the database, as OSV exports are often per ecosystem)."""
+    """Read and check everything first, then write what changed (a second read of the
+    records): the caller's transaction holds the whole import, so a failure leaves the
+    database as it was. Records already known with the same content are left alone; records
+    not in this import stay (imports add to the database, as OSV exports are per ecosystem)."""
     result = ImportResult()
-    records = _parse_all(path, result)
-    result.advisories = len(records)
-    digest = _content_digest(records)
+    seen = _scan(path, result)
+    result.advisories = len(seen)
+    digest = _content_digest(seen)
     latest = current_version()
-    if not records or (latest is not None and latest.content_digest == digest):
-        result.unchanged = True
-        result.version = latest.id if latest else None
-        return result
-    known = (
-        {
-            row.id: row.digest
-            for row in db.session.execute(
-                select(Advisory.id, Advisory.digest).where(Advisory.id.in_(list(records)))
-            )
-        }
-        if len(records) <= 30_000
-        else _all_digests()
-    )
-    changed = [r for r in records.values() if known.get(r.id) != r.digest]
+    known = _stored_digests(sorted(seen))
+    changed = {ident for ident, (_, d) in seen.items() if known.get(ident) != d}
     if not changed:
         result.unchanged = True
         result.version = latest.id if latest else None
@@ -178,22 +178,25 @@ def import_path(path: Path) -> ImportResult:
     version = VulnDatabaseVersion(source=str(path)[:255], content_digest=digest)
     db.session.add(version)
     db.session.flush()
-    for record in changed:
+    for _name, data in read_records(path, ImportResult()):
+        try:
+            record = osv.parse(data)
+        except osv.RecordRejected:
+            continue  # reported by the first pass
+        if record.id not in changed or seen[record.id][1] != record.digest:
+            continue
+        changed.discard(record.id)
         if record.id in known:
             result.updated += 1
             _drop(record.id)
         else:
             result.added += 1
         _store(record, version.id)
-    version.advisories, version.added = len(records), result.added
+    version.advisories, version.added = len(seen), result.added
     version.updated, version.skipped = result.updated, result.skipped
     db.session.flush()
     result.version = version.id
     return result
-
-
-def _all_digests() -> dict[str, str]:
-    return dict(db.session.execute(select(Advisory.id, Advisory.digest)).tuples())
 
 
 def _drop(ident: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.models import Manifest, PythonFile, Repository
+from app.models import Manifest, PythonFile, Repository, db
 from app.registry.errors import RegistryError
 from app.registry.vulnerabilities import policy, reports
 from app.storage import BlobStore
@@ -25,6 +25,9 @@ def check_manifest(store: BlobStore, repo: Repository, manifest: Manifest) -> No
         repo.registry_id, lambda: reports.manifest_report(store, repo, manifest)["findings"]
     )
     if message:
+        # A commit point: the report just computed is cached for the next pull, which the
+        # refusal's rollback would otherwise throw away. A pull writes nothing else.
+        db.session.commit()
         raise PolicyDenied("DENIED", message)
 
 
