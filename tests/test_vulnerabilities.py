@@ -192,6 +192,54 @@ def test_malformed_records_are_rejected(doc):
         osv.parse(doc)
 
 
+def test_policy_thresholds_labels_unknowns_and_aliases():
+    from types import SimpleNamespace
+
+    from app.registry.vulnerabilities import policy
+    from app.registry.vulnerabilities.reports import effective_score, severity_name
+
+    def finding(ident, score=None, vector_score=None, label=None, aliases=()):
+        advisory = SimpleNamespace(score=vector_score, label=label)
+        s = score if score is not None else effective_score(advisory)
+        return {
+            "id": ident,
+            "aliases": list(aliases),
+            "score": s,
+            "severity": severity_name(s),
+            "package": {"name": "p", "version": "1"},
+        }
+
+    findings = [
+        finding("CRIT", vector_score=9.8),
+        finding("HIGH-LABEL", label="HIGH"),  # no vector: the band's lowest score, 7.0
+        finding("MOD-LABEL", label="MODERATE"),
+        finding("UNKNOWN"),
+        finding("ALIASED", vector_score=8.1, aliases=["CVE-2026-1"]),
+    ]
+    assert [f["severity"] for f in findings] == ["critical", "high", "medium", "unknown", "high"]
+    at = SimpleNamespace(block_at=policy.parse_threshold("high"), unknown="allow")
+    assert [f["id"] for f in policy.blocking(at, findings, set())] == [
+        "CRIT",
+        "ALIASED",
+        "HIGH-LABEL",
+    ]
+    at75 = SimpleNamespace(block_at=policy.parse_threshold(7.5), unknown="block")
+    blocked = policy.blocking(at75, findings, {"CVE-2026-1"})  # accepted by its alias
+    assert [f["id"] for f in blocked] == ["CRIT", "UNKNOWN"]
+    message = policy.refusal(at75, blocked)
+    assert "block at severity >= 7.5, unknown severity blocks" in message
+    assert "CRIT (critical 9.8, p 1)" in message and "UNKNOWN (unknown severity, p 1)" in message
+    many = [finding(f"A-{i}", vector_score=9.0) for i in range(8)]
+    assert message_tail(policy.refusal(at, many)) == "and 3 more"
+    for bad in (11, -0.5, "severe", True, [7]):
+        with pytest.raises(Exception, match="block_at"):
+            policy.parse_threshold(bad)
+
+
+def message_tail(text: str) -> str:
+    return text.rsplit(")", 1)[1].strip()
+
+
 # ---- SBOMs -----------------------------------------------------------------------------------
 
 

@@ -115,7 +115,7 @@ def get_vulnerability_policy(org: str, registry: str):
     REGISTRY + "/vulnerability-policy",
     ORG_ADMIN,
     "org",
-    {"block_at": ("number|string|null", True), "unknown": ("string", False)},
+    {"block_at": ("number", True), "unknown": ("string", False)},
 )
 def put_vulnerability_policy(org: str, registry: str):
     """Set the policy: block_at a CVSS score 0-10 or low/medium/high/critical (null: off);
