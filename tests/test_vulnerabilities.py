@@ -121,6 +121,15 @@ def test_pypi_ranges(version, ranges, versions, hit):
             None,
             True,
         ),
+        # RubyGems: a letter segment is a pre-release; trailing zeros do not count
+        ("rubygems", "2.0.0.rc1", R({"introduced": "0"}, {"fixed": "2.0.0"}), None, True),
+        ("rubygems", "2.0", R({"introduced": "0"}, {"fixed": "2.0.0"}), None, False),
+        ("rubygems", "1.10.2", R({"introduced": "1.9"}, {"fixed": "1.10.3"}), None, True),
+        ("rubygems", "1.10.3.1", R({"introduced": "1.9"}, {"fixed": "1.10.3"}), None, False),
+        # NuGet: four parts, pre-releases case-insensitive
+        ("nuget", "12.0.1", R({"introduced": "0"}, {"fixed": "13.0.1"}), None, True),
+        ("nuget", "13.0.1.0", R({"introduced": "0"}, {"fixed": "13.0.1"}), None, False),
+        ("nuget", "13.0.1-Beta1", R({"introduced": "0"}, {"fixed": "13.0.1"}), None, True),
         # ecosystems without an ordering here: the versions list only
         ("maven", "2.14.0", R({"introduced": "0"}, {"fixed": "2.15.0"}), None, False),
         ("maven", "2.14.0", R({"introduced": "0"}, {"fixed": "2.15.0"}), ["2.14.0"], True),

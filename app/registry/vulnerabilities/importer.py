@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import delete, select
 
 from app.errors import Invalid
-from app.models import Advisory, AffectedPackage, VulnDatabaseVersion, db
+from app.models import Advisory, AffectedPackage, VulnDatabaseVersion, VulnReport, db
 from app.registry.vulnerabilities import osv
 
 MAX_MEMBERS = 500_000  # the whole public OSV export is under this
@@ -178,6 +178,8 @@ def import_path(path: Path) -> ImportResult:
     version = VulnDatabaseVersion(source=str(path)[:255], content_digest=digest)
     db.session.add(version)
     db.session.flush()
+    # Reports of older versions are never read again.
+    db.session.execute(delete(VulnReport).where(VulnReport.version_id != version.id))
     for _name, data in read_records(path, ImportResult()):
         try:
             record = osv.parse(data)

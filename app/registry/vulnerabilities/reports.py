@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from app import limits
 from app.models import (
     Advisory,
     AffectedPackage,
@@ -104,8 +105,6 @@ def _read(store: BlobStore, digest: str, limit: int) -> bytes | None:
 
 
 def _json(store: BlobStore, digest: str, limit: int) -> dict | None:
-    from app import limits
-
     data = _read(store, digest, limit)
     if data is None:
         return None
@@ -204,9 +203,7 @@ def _compute(store: BlobStore, repo: Repository, manifest: Manifest) -> dict:
             out["children"].append(
                 {"digest": child.digest, "sboms": child_sboms, "findings": child_findings}
             )
-            for f in child_findings:
-                f = dict(f, via=child.digest)
-                out["findings"].append(f)
+            out["findings"].extend(dict(f, via=child.digest) for f in child_findings)
     return out
 
 

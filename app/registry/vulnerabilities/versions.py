@@ -2,8 +2,9 @@
 
 PyPI versions compare with `packaging.version` (PEP 440); SEMVER ranges, and the ECOSYSTEM
 ranges of ecosystems whose versions are semantic versions (npm, crates.io, Go), with SemVer 2.0
-precedence; Debian with dpkg's ordering. Elsewhere only a record's explicit `versions` list
-matches: a range we cannot order is never guessed at.
+precedence; Debian with dpkg's ordering; RubyGems as Gem::Version; NuGet as NuGet.Versioning.
+Elsewhere only a record's explicit `versions` list matches: a range we cannot order is never
+guessed at.
 """
 
 from __future__ import annotations
@@ -73,6 +74,80 @@ def _semver(value: str):
         raise Unordered(value)
     pre = tuple(m[4].split(".")) if m[4] else None
     return (int(m[1]), int(m[2]), int(m[3]), _Prerelease(pre))
+
+
+_GEM = re.compile(r"^[0-9]+(?:\.[0-9a-zA-Z]+)*(?:-[0-9A-Za-z.-]+)?$")
+_GEM_PART = re.compile(r"[0-9]+|[a-zA-Z]+")
+
+
+class _GemSegment:
+    """Gem::Version ordering of one segment: numbers compare numerically and above strings
+    (a string segment makes a pre-release); strings compare as strings."""
+
+    def __init__(self, value: str):
+        self.value = int(value) if value.isdigit() else value
+
+    def _cmp(self, other: _GemSegment) -> int:
+        a, b = self.value, other.value
+        if type(a) is not type(b):
+            return 1 if isinstance(a, int) else -1
+        return (a > b) - (a < b)
+
+    def __lt__(self, other: _GemSegment) -> bool:
+        return self._cmp(other) < 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _GemSegment) and self._cmp(other) == 0
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _gem(value: str):
+    if not _GEM.match(value):
+        raise Unordered(value)
+    # "1.0-rc1" is "1.0.pre.rc1"; trailing zero segments do not count ("1.0" == "1").
+    parts = _GEM_PART.findall(value.replace("-", ".pre."))
+    while len(parts) > 1 and parts[-1].isdigit() and int(parts[-1]) == 0:
+        parts.pop()
+    return _GemList([_GemSegment(p) for p in parts])
+
+
+class _GemList(list):
+    """Segment lists, padded with zeros where one is shorter (so 1.0.a < 1.0 < 1.0.1)."""
+
+    def _cmp(self, other: _GemList) -> int:
+        zero = _GemSegment("0")
+        for i in range(max(len(self), len(other))):
+            a = self[i] if i < len(self) else zero
+            b = other[i] if i < len(other) else zero
+            if a != b:
+                return -1 if a < b else 1
+        return 0
+
+    def __lt__(self, other):  # type: ignore[override]
+        return self._cmp(other) < 0
+
+    def __eq__(self, other):  # type: ignore[override]
+        return isinstance(other, _GemList) and self._cmp(other) == 0
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+_NUGET = re.compile(
+    r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:\.(\d+))?(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?"
+    r"(?:\+[0-9A-Za-z.-]+)?$"
+)
+
+
+def _nuget(value: str):
+    """NuGet: up to four numeric parts (missing ones are 0), then SemVer 2.0 pre-release
+    precedence, case-insensitive."""
+    m = _NUGET.match(value)
+    if not m:
+        raise Unordered(value)
+    numbers = tuple(int(m[i] or 0) for i in range(1, 5))
+    pre = tuple(m[5].lower().split(".")) if m[5] else None
+    return (*numbers, _Prerelease(pre))
 
 
 def _dpkg_order(c: str) -> int:
@@ -145,6 +220,8 @@ ECOSYSTEM_ORDER: dict[str, Key] = {
     "go": _semver,
     "debian": _dpkg,
     "ubuntu": _dpkg,
+    "rubygems": _gem,
+    "nuget": _nuget,
 }
 
 
