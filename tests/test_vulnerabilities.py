@@ -754,3 +754,27 @@ def test_console_pages_show_reports_escaped(srv, vulnerable_wheel):
         assert "No known vulnerabilities" in fixed.text
     finally:
         _policy(srv, None)
+
+
+def test_hostile_sboms_are_reported_not_fatal(srv, database):
+    c = OCIClient(srv.url, "alice", srv.users["alice"])
+    repo = f"acme/{REG}/images/hostile"
+    digest, manifest = c.push_image(repo, "v1", [b"hostile layer"])
+    size = len(json.dumps(manifest).encode())
+    for body in (
+        b"[" * 5000 + b"]" * 5000,  # nested past the bound
+        b'{"neither": "spdx nor cyclonedx"}',
+        b"\xff\xfe not json",
+        json.dumps({"bomFormat": "CycloneDX", "components": [{"purl": 5}, "x", None]}).encode(),
+        json.dumps({"spdxVersion": "SPDX-2.3", "packages": [{"externalRefs": "x"}, 1]}).encode(),
+    ):
+        attach_sbom(c, repo, digest, size, body, SPDX_TYPE)
+    report = _report(srv, "images/hostile", digest, admin(srv))
+    assert report["findings"] == []
+    assert len(report["sboms"]) == 5
+    assert sum("error" in s for s in report["sboms"]) == 3, report["sboms"]
+    _policy(srv, 0.1, unknown="block")
+    try:
+        assert c.request("GET", f"/v2/{repo}/manifests/v1").status_code == 200
+    finally:
+        _policy(srv, None)
