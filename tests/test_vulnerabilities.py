@@ -130,6 +130,13 @@ def test_pypi_ranges(version, ranges, versions, hit):
         ("nuget", "12.0.1", R({"introduced": "0"}, {"fixed": "13.0.1"}), None, True),
         ("nuget", "13.0.1.0", R({"introduced": "0"}, {"fixed": "13.0.1"}), None, False),
         ("nuget", "13.0.1-Beta1", R({"introduced": "0"}, {"fixed": "13.0.1"}), None, True),
+        # Alpine: apk's ordering, -rN releases, pre-release and patch suffixes
+        ("alpine", "1.36.1-r2", R({"introduced": "0"}, {"fixed": "1.36.1-r3"}), None, True),
+        ("alpine", "1.36.1-r3", R({"introduced": "0"}, {"fixed": "1.36.1-r3"}), None, False),
+        ("alpine", "3.1.4_rc1-r0", R({"introduced": "0"}, {"fixed": "3.1.4-r0"}), None, True),
+        ("alpine", "3.1.4_p1-r0", R({"introduced": "0"}, {"fixed": "3.1.4-r0"}), None, False),
+        ("alpine", "1.2.10-r0", R({"introduced": "0"}, {"fixed": "1.2.9-r0"}), None, False),
+        ("alpine", "1.2a-r0", R({"introduced": "0"}, {"fixed": "1.2b-r0"}), None, True),
         # ecosystems without an ordering here: the versions list only
         ("maven", "2.14.0", R({"introduced": "0"}, {"fixed": "2.15.0"}), None, False),
         ("maven", "2.14.0", R({"introduced": "0"}, {"fixed": "2.15.0"}), ["2.14.0"], True),

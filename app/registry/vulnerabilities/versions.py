@@ -2,9 +2,9 @@
 
 PyPI versions compare with `packaging.version` (PEP 440); SEMVER ranges, and the ECOSYSTEM
 ranges of ecosystems whose versions are semantic versions (npm, crates.io, Go), with SemVer 2.0
-precedence; Debian with dpkg's ordering; RubyGems as Gem::Version; NuGet as NuGet.Versioning.
-Elsewhere only a record's explicit `versions` list matches: a range we cannot order is never
-guessed at.
+precedence; Debian with dpkg's ordering; RubyGems as Gem::Version; NuGet as NuGet.Versioning;
+Alpine as apk. Elsewhere only a record's explicit `versions` list matches: a range we cannot
+order is never guessed at.
 """
 
 from __future__ import annotations
@@ -150,6 +150,29 @@ def _nuget(value: str):
     return (*numbers, _Prerelease(pre))
 
 
+_APK = re.compile(
+    r"^(\d+(?:\.\d+)*)([a-z]?)((?:_(?:alpha|beta|pre|rc|cvs|svn|git|hg|p)\d*)*)"
+    r"(?:~[0-9a-f]+)?(?:-r(\d+))?$"
+)
+# apk's suffix order: pre-release suffixes before no suffix, the others after it.
+_APK_SUFFIX = {"alpha": -4, "beta": -3, "pre": -2, "rc": -1, "cvs": 1, "svn": 2, "git": 3}
+_APK_SUFFIX |= {"hg": 4, "p": 5}
+_APK_SUFFIX_PART = re.compile(r"_([a-z]+)(\d*)")
+
+
+def _apk(value: str):
+    """Alpine's apk ordering for the versions its packages use: numeric parts, an optional
+    letter, suffixes (_alpha < _beta < _pre < _rc < none < _p ...), then the -rN release."""
+    m = _APK.match(value)
+    if not m:
+        raise Unordered(value)
+    numbers = tuple(int(n) for n in m[1].split("."))
+    suffixes = tuple(
+        (_APK_SUFFIX[name], int(num or 0)) for name, num in _APK_SUFFIX_PART.findall(m[3])
+    ) or ((0, 0),)
+    return (numbers, m[2], suffixes, int(m[4] or 0))
+
+
 def _dpkg_order(c: str) -> int:
     if c == "~":
         return -1
@@ -222,6 +245,7 @@ ECOSYSTEM_ORDER: dict[str, Key] = {
     "ubuntu": _dpkg,
     "rubygems": _gem,
     "nuget": _nuget,
+    "alpine": _apk,
 }
 
 
