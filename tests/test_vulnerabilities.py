@@ -288,6 +288,25 @@ def test_spdx_and_cyclonedx_purls():
     for body in (spdx(purls), cyclonedx(purls[:4], nested=purls[4:])):
         got = {(c.ecosystem, c.name, c.version) for c in sbom.components(body)}
         assert got == expected
+    releases = {
+        "pkg:deb/debian/libc6@2.36-9?distro=debian-12.5": "12",
+        "pkg:deb/ubuntu/libc6@2.35-0ubuntu3?distro=ubuntu-22.04": "22.04",
+        "pkg:apk/alpine/musl@1.2.4-r2?distro=alpine-3.19.1": "v3.19",
+        "pkg:deb/debian/libc6@2.36-9": None,
+    }
+    for purl, release in releases.items():
+        assert sbom.from_purl(purl).release == release
+
+
+def test_distribution_releases():
+    from app.registry.vulnerabilities.reports import same_release
+
+    assert same_release("Debian:12", "12") and not same_release("Debian:11", "12")
+    assert same_release("Debian", "12") and same_release("Debian:12", None)
+    assert same_release("Ubuntu:22.04:LTS", "22.04") and not same_release(
+        "Ubuntu:20.04:LTS", "22.04"
+    )
+    assert same_release("Alpine:v3.19", "v3.19") and not same_release("Alpine:v3.18", "v3.19")
 
 
 @pytest.mark.parametrize(
@@ -558,7 +577,13 @@ def test_index_is_judged_by_its_children(srv, database):
         c,
         repo,
         "amd64",
-        spdx(["pkg:deb/debian/libssl3@3.0.10-1?upstream=openssl"]),
+        spdx(
+            [
+                "pkg:deb/debian/libssl3@3.0.10-1?upstream=openssl&distro=debian-12",
+                # Debian 11's package: the Debian:12 advisory is not about it.
+                "pkg:deb/debian/libssl1.1@3.0.10-1?upstream=openssl&distro=debian-11",
+            ]
+        ),
         SPDX_TYPE,
         b"amd64 layer",
     )

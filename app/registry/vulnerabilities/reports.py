@@ -56,7 +56,17 @@ def _fixed_in(ranges: list | None) -> list[str]:
     ]
 
 
-def match(ecosystem: str, name: str, version: str) -> list[dict]:
+def same_release(ecosystem_full: str, release: str | None) -> bool:
+    """An advisory scoped to a distribution release ("Debian:12", "Ubuntu:22.04:LTS",
+    "Alpine:v3.19") applies to a package of that release; when either side names none, it
+    applies."""
+    _, _, suffix = ecosystem_full.partition(":")
+    if not suffix or release is None:
+        return True
+    return suffix == release or suffix.startswith(release + ":")
+
+
+def match(ecosystem: str, name: str, version: str, release: str | None = None) -> list[dict]:
     rows = db.session.execute(
         select(AffectedPackage, Advisory)
         .join(Advisory, Advisory.id == AffectedPackage.advisory_id)
@@ -65,7 +75,7 @@ def match(ecosystem: str, name: str, version: str) -> list[dict]:
     ).all()
     found: dict[str, dict] = {}
     for pkg, adv in rows:
-        if adv.withdrawn or adv.id in found:
+        if adv.withdrawn or adv.id in found or not same_release(pkg.ecosystem_full, release):
             continue
         if not affects(version, ecosystem, pkg.ranges, pkg.versions):
             continue
@@ -184,7 +194,7 @@ def _image_findings(store: BlobStore, repo: Repository, digest: str) -> tuple[li
                 continue
             sboms.append({"digest": referrer.digest, "components": len(comps)})
             for c in comps:
-                for f in match(c.ecosystem, c.name, c.version):
+                for f in match(c.ecosystem, c.name, c.version, c.release):
                     f["package"]["purl"] = c.purl
                     findings.setdefault(f"{f['id']} {c.purl}", f)
     return list(findings.values()), sboms

@@ -49,6 +49,22 @@ class Component:
     name: str
     version: str
     purl: str
+    # The distribution release a deb or apk purl names (its `distro` qualifier), as OSV's
+    # ecosystem suffix spells it: "12" (Debian:12), "22.04" (Ubuntu:22.04), "v3.19" (Alpine).
+    release: str | None = None
+
+
+def _release(purl: PackageURL, ecosystem: str) -> str | None:
+    distro = (purl.qualifiers or {}).get("distro")
+    if not isinstance(distro, str) or not distro:
+        return None
+    value = distro.rsplit("-", 1)[-1] if "-" in distro else distro
+    if ecosystem == "alpine":
+        parts = value.lstrip("v").split(".")
+        return "v" + ".".join(parts[:2]) if len(parts) >= 2 and parts[0].isdigit() else None
+    if ecosystem == "debian":
+        return value.split(".")[0] if value.split(".")[0].isdigit() else None
+    return value if ecosystem == "ubuntu" else None
 
 
 def _name(purl: PackageURL, ecosystem: str) -> str:
@@ -89,7 +105,7 @@ def from_purl(text: str) -> Component | None:
     if ecosystem == "go" and version.startswith("v"):
         version = version[1:]  # OSV's Go records give versions without the v
     name = normalise_name(ecosystem, _name(purl, ecosystem))
-    return Component(ecosystem, name, version[:256], text)
+    return Component(ecosystem, name, version[:256], text, _release(purl, ecosystem))
 
 
 def _spdx(doc: dict) -> list[str]:
