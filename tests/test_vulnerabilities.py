@@ -397,6 +397,7 @@ def database(srv, tmp_path_factory):
 def test_import_is_versioned_and_idempotent(srv, database, tmp_path):
     before = requests.get(f"{srv.url}/api/v1/vulnerabilities/database", timeout=30).json()
     assert before["loaded"] and before["advisories"] >= 4 and before["age_seconds"] >= 0
+    assert "source" not in before  # a path on the server, for the operator's eyes only
     again = flask(srv, "vulns", "import", str(database))
     assert "nothing changed" in again.stdout
     after = requests.get(f"{srv.url}/api/v1/vulnerabilities/database", timeout=30).json()
@@ -421,7 +422,7 @@ def test_import_is_versioned_and_idempotent(srv, database, tmp_path):
     out = flask(srv, "vulns", "import", str(archive)).stdout
     assert "1 updated" in out, out
     status = json.loads(flask(srv, "vulns", "status").stdout)
-    assert status["version"] == before["version"] + 1
+    assert status["version"] == before["version"] + 1 and status["source"] == str(archive)
 
 
 def test_hostile_archives(srv, database, tmp_path):

@@ -44,7 +44,7 @@ def vulns_import(path: Path, quiet: bool) -> None:
 @vulns_group.command("status")
 def vulns_status() -> None:
     """The database's current version, its age and size, as JSON."""
-    click.echo(json.dumps(status.database_status(), indent=2))
+    click.echo(json.dumps(status.database_status(with_source=True), indent=2))
 
 
 COMMANDS = (vulns_group,)

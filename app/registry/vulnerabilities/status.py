@@ -9,17 +9,17 @@ from app.models.base import utcnow
 from app.registry.vulnerabilities.importer import current_version
 
 
-def database_status() -> dict:
+def database_status(with_source: bool = False) -> dict:
+    """The source path is the operator's alone: the API, open to anyone, leaves it out."""
     version = current_version()
     if version is None:
         return {"loaded": False, "version": None, "advisories": 0}
     age = int((utcnow() - version.imported_at).total_seconds())
-    return {
+    out = {
         "loaded": True,
         "version": version.id,
         "imported_at": version.imported_at.isoformat() + "Z",
         "age_seconds": max(age, 0),
-        "source": version.source,
         "advisories": db.session.execute(select(func.count()).select_from(Advisory)).scalar_one(),
         "last_import": {
             "read": version.advisories,
@@ -28,6 +28,9 @@ def database_status() -> dict:
             "skipped": version.skipped,
         },
     }
+    if with_source:
+        out["source"] = version.source
+    return out
 
 
 def age_text(seconds: int) -> str:
