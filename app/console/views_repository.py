@@ -7,7 +7,7 @@ from flask import current_app, redirect, render_template, request, url_for
 from sqlalchemy import exists, select
 
 from app import digests
-from app.console import artifacts
+from app.console import artifacts, vulnerabilities
 from app.console.blueprint import bp, form_of
 from app.console.kinds import LABELS, kind_of
 from app.console.pagination import pager
@@ -138,6 +138,7 @@ def artifact(org: str, registry: str, repo: str, reference: str):
         chart=artifacts.helm_chart(_store(), config),
         tree=artifacts.referrers_tree(found, manifest.digest),
         may_delete=_may_delete(org, registry, repo),
+        vulns=vulnerabilities.for_manifest(found, manifest),
     )
 
 

@@ -16,10 +16,24 @@ from app.models.tenancy import (
     TrustPolicy,
     User,
 )
+from app.models.vulnerabilities import (
+    Advisory,
+    AffectedPackage,
+    VulnAllowance,
+    VulnDatabaseVersion,
+    VulnPolicy,
+    VulnReport,
+)
 
 __all__ = [
     "AccessToken",
     "AuditEvent",
+    "Advisory",
+    "AffectedPackage",
+    "VulnAllowance",
+    "VulnDatabaseVersion",
+    "VulnPolicy",
+    "VulnReport",
     "Invitation",
     "LoginThrottle",
     "RegistryGrant",

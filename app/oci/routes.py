@@ -20,6 +20,7 @@ from app.registry import blobs, catalog, deletion, manifest_store, repositories,
 from app.registry.errors import RegistryError
 from app.registry.manifests import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX
 from app.registry.names import RepoName, parse_repository
+from app.registry.pull_policy import check_manifest_pull
 from app.web import distribution_error, send_blob
 
 bp = Blueprint("oci", __name__)
@@ -120,6 +121,7 @@ def get_manifest(name: RepoName, reference: str):
             f"{reference} is an image index ({manifest.media_type}) and the request's Accept "
             "header does not allow one",
         )
+    check_manifest_pull(_store(), repo, manifest)
     headers = {
         "Docker-Content-Digest": manifest.digest,
         "ETag": f'"{manifest.digest}"',
