@@ -143,6 +143,7 @@ REQUIREMENTS: dict[str, str] = {
     "POST console.delete_robot": "org:admin",
     "POST console.create_robot_token": "org:admin",
     "POST console.revoke_robot_token": "org:admin",
+    "POST console.create_trust_policy": "org:admin",
     "POST console.delete_trust_policy": "org:admin",
     "GET console.registry": "pull",
     "GET console.repository": "pull",
