@@ -115,6 +115,14 @@ def assert_failed_page(r: requests.Response, status: int, title: str) -> None:
 # ---- the happy path ------------------------------------------------------------------------
 
 
+def test_the_pkce_challenge_is_rfc_7636s_s256():
+    from app.access.hosted_ui import challenge
+
+    # RFC 7636, appendix B.
+    verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+    assert challenge(verifier) == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+
+
 def test_the_sign_in_page_offers_cognito(server):
     page = Console(server.url).get("/")
     assert page.status_code == 200
