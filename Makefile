@@ -51,11 +51,12 @@ bench-backends: install services
 	$(VENV)/bin/python bench/backends.py $(BENCH_ARGS)
 
 # The console's browser tests, then the screenshots docs/console.md shows, copied from their run.
-CONSOLE_SHOTS = sign-in home organisation-admin registry-connect repository artifact \
-	python-project account-new-token phone-artifact
+CONSOLE_SHOTS = sign-in sign-in-cognito home organisation-admin registry-connect repository \
+	artifact python-project account-new-token phone-artifact
 screenshots: install tools
 	rm -rf build/screenshots
-	$(VENV)/bin/python -m pytest -q tests/console/test_browser.py
+	$(VENV)/bin/python -m pytest -q tests/console/test_browser.py \
+		tests/aws/test_cognito_sign_in.py::test_sign_in_with_cognito_in_chromium
 	mkdir -p docs/console
 	for name in $(CONSOLE_SHOTS); do cp build/screenshots/$$name.png docs/console/; done
 

@@ -116,6 +116,9 @@ class Settings:
     cognito_region: str = ""
     cognito_endpoint: str = ""
     cognito_admin_group: str = ""
+    # The pool's hosted UI (https://<prefix>.auth.<region>.amazoncognito.com or a custom
+    # domain): set, the console offers "Sign in with Cognito".
+    cognito_domain: str = ""
     # The sign-up worker (python -m worker): the queue the Cognito trigger publishes to.
     signup_queue_url: str = ""
     sqs_endpoint: str = ""
@@ -159,6 +162,9 @@ class Settings:
         settings.data_dir = settings.data_dir.resolve()
         settings.public_url = settings.public_url.rstrip("/")
         settings.cognito_endpoint = settings.cognito_endpoint.rstrip("/")
+        settings.cognito_domain = settings.cognito_domain.strip().rstrip("/")
+        if settings.cognito_domain and "://" not in settings.cognito_domain:
+            settings.cognito_domain = "https://" + settings.cognito_domain
         settings.sqs_endpoint = settings.sqs_endpoint.rstrip("/")
         for name in ("log_format", "identity", "signup_personal_org"):
             setattr(settings, name, getattr(settings, name).strip().lower())

@@ -1,6 +1,7 @@
 # The user pool people sign up to and sign in with (CARGOHOLD_IDENTITY=cognito). Registry
 # clients send a username and password, which Cargohold checks with USER_PASSWORD_AUTH; the
-# pool's ID and access tokens are accepted on /api/v1.
+# pool's ID and access tokens are accepted on /api/v1; the console's "Sign in with Cognito" goes
+# through the pool's hosted UI (the authorization-code flow with PKCE).
 
 resource "aws_cognito_user_pool" "main" {
   name                     = var.name
@@ -91,6 +92,29 @@ resource "aws_cognito_user_pool_client" "cargohold" {
 
   read_attributes  = ["email", "email_verified"]
   write_attributes = ["email"]
+
+  # The console's sign-in through the hosted UI: the authorization-code flow only (no implicit
+  # flow), back to exactly these URLs (CARGOHOLD_PUBLIC_URL's), for the scopes it asks.
+  allowed_oauth_flows_user_pool_client = true
+  allowed_oauth_flows                  = ["code"]
+  allowed_oauth_scopes                 = ["openid", "email"]
+  supported_identity_providers         = ["COGNITO"]
+  callback_urls                        = ["${local.public_url}/sign-in/cognito/callback"]
+  logout_urls                          = ["${local.public_url}/"]
+}
+
+# The hosted UI: https://<prefix>.auth.<region>.amazoncognito.com (CARGOHOLD_COGNITO_DOMAIN).
+resource "random_id" "auth_domain" {
+  byte_length = 4
+}
+
+resource "aws_cognito_user_pool_domain" "main" {
+  domain       = coalesce(var.auth_domain_prefix, "${var.name}-${random_id.auth_domain.hex}")
+  user_pool_id = aws_cognito_user_pool.main.id
+}
+
+locals {
+  hosted_ui_url = "https://${aws_cognito_user_pool_domain.main.domain}.auth.${var.region}.amazoncognito.com"
 }
 
 resource "aws_cognito_user_group" "admins" {

@@ -74,6 +74,7 @@ locals {
     CARGOHOLD_ADMIN_USER         = var.break_glass_admin
     CARGOHOLD_BOOTSTRAP_ORG      = var.bootstrap_org
     CARGOHOLD_BOOTSTRAP_REGISTRY = "main"
+    CARGOHOLD_COGNITO_DOMAIN     = local.hosted_ui_url # "Sign in with Cognito" in the console
   })
   web_secrets = merge(local.common_secrets, {
     CARGOHOLD_COGNITO_CLIENT_SECRET = aws_secretsmanager_secret.app["cognito-client-secret"].arn

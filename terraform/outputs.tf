@@ -38,6 +38,11 @@ output "user_pool_client_id" {
   value       = aws_cognito_user_pool_client.cargohold.id
 }
 
+output "hosted_ui_url" {
+  description = "Cognito hosted UI the console's \"Sign in with Cognito\" goes through."
+  value       = local.hosted_ui_url
+}
+
 output "admin_group" {
   description = "Cognito group of site administrators."
   value       = aws_cognito_user_group.admins.name

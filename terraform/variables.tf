@@ -196,3 +196,9 @@ variable "bootstrap_org" {
   type        = string
   default     = "main"
 }
+
+variable "auth_domain_prefix" {
+  description = "Prefix of the Cognito hosted UI's domain (<prefix>.auth.<region>.amazoncognito.com), unique in the region; empty: <name>-<random hex>."
+  type        = string
+  default     = ""
+}

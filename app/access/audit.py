@@ -296,7 +296,7 @@ def login_succeeded(principal: Principal, method: str) -> None:
     identify(principal)
     actor = current()
     key = (principal.key, principal.token_id, actor.address, method, bool(actor.ci))
-    if method != "console":
+    if not method.startswith("console"):  # a console sign-in is always an event of its own
         if _LOGGED_IN.get(key):
             return
         _LOGGED_IN.put(key, True)

@@ -10,6 +10,8 @@ become a way into the network the server sits in.
   `MAX_DOCUMENT` bytes read.
 
 Failures are `FetchRefused` with a detail for the log; callers show their own generic error.
+`post_form` sends a form to an OAuth token endpoint under the same fences (the Cognito hosted
+UI's code exchange, `app/access/hosted_ui.py`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 from flask import current_app
 
@@ -159,6 +161,20 @@ class _PinnedConnection(http.client.HTTPConnection):
 
 
 def _get(url: str, rule: IssuerRules, deadline: float) -> tuple[int, str | None, bytes]:
+    return _send("GET", url, rule, deadline)
+
+
+def _send(
+    method: str,
+    url: str,
+    rule: IssuerRules,
+    deadline: float,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    error_bodies: bool = False,
+) -> tuple[int, str | None, bytes]:
+    """One request; the answer's body is read (bounded) for a 200, and for any other status
+    when `error_bodies` (an OAuth endpoint explains its refusals in JSON)."""
     host, port, address = check_url(url, rule)
     remaining = deadline - time.monotonic()
     if remaining <= 0:
@@ -170,14 +186,16 @@ def _get(url: str, rule: IssuerRules, deadline: float) -> tuple[int, str | None,
     watchdog.daemon = True
     watchdog.start()
     try:
-        conn.request("GET", path, headers={"Accept": "application/json"})
+        conn.request(
+            method, path, body=body, headers={"Accept": "application/json", **(headers or {})}
+        )
         resp = conn.getresponse()
-        if resp.status != 200:
+        if resp.status != 200 and not error_bodies:
             return resp.status, resp.getheader("Location"), b""
-        body = bytearray()
+        answer = bytearray()
         while chunk := resp.read1(16384):
-            body += chunk
-            if len(body) > MAX_DOCUMENT:
+            answer += chunk
+            if len(answer) > MAX_DOCUMENT:
                 raise FetchRefused(f"{url}: document larger than {MAX_DOCUMENT} bytes")
     except (OSError, http.client.HTTPException) as exc:
         if conn.aborted:
@@ -188,7 +206,23 @@ def _get(url: str, rule: IssuerRules, deadline: float) -> tuple[int, str | None,
         conn.close()
     if conn.aborted:
         raise FetchRefused(f"{url}: no complete answer within the deadline")
-    return 200, None, bytes(body)
+    return resp.status, resp.getheader("Location"), bytes(answer)
+
+
+def post_form(
+    url: str, fields: dict[str, str], rule: IssuerRules, headers: dict[str, str] | None = None
+) -> tuple[int, dict | None]:
+    """POST a form to an OAuth endpoint under the same fences (no redirect followed): its
+    status and its JSON object, None when the answer is not one."""
+    body = urlencode(fields).encode()
+    sent = {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})}
+    deadline = time.monotonic() + rule.timeout
+    status, _, answer = _send("POST", url, rule, deadline, body, sent, error_bodies=True)
+    try:
+        document = limits.loads(answer) if answer else None
+    except limits.InputRejected:
+        document = None
+    return status, document if isinstance(document, dict) else None
 
 
 def fetch_json(url: str, rule: IssuerRules) -> dict:

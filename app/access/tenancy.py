@@ -206,11 +206,18 @@ def find_robot(org_name: str, name: str) -> User:
     return robot
 
 
+# A deleted robot's row stays, renamed with this mark (which no robot name can contain).
+DELETED_MARK = "~deleted~"
+
+
 def robots(org_name: str) -> list[User]:
+    """The organisation's robots, those deleted left out."""
     org = _require_org(org_name)
     return list(
         db.session.execute(
-            select(User).where(User.robot_org_id == org.id).order_by(User.username)
+            select(User)
+            .where(User.robot_org_id == org.id, User.username.not_like(f"%{DELETED_MARK}%"))
+            .order_by(User.username)
         ).scalars()
     )
 
@@ -226,7 +233,7 @@ def delete_robot(org_name: str, name: str) -> None:
     db.session.execute(delete(TrustPolicy).where(TrustPolicy.robot_id == robot.id))
     # The row stays (tokens and audit point at it); a robot without grants can do nothing.
     audit.record("robot.delete", org=org_name, details={"robot": robot.username})
-    robot.username = f"{robot.username}~deleted~{robot.id}"[:64]
+    robot.username = f"{robot.username}{DELETED_MARK}{robot.id}"[:64]
     db.session.flush()
 
 

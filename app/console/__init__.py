@@ -14,6 +14,7 @@ from app.console import (  # noqa: F401
     templating,
     views_account,
     views_audit,
+    views_cognito,
     views_home,
     views_org,
     views_python,

@@ -1,20 +1,25 @@
-"""Reading what a stored manifest says, for the artifact page: bounded reads, never trusting the
-content's shape (it is whatever a client pushed), and the referrers tree level by level."""
+"""Reading what a stored manifest says, for the artifact and repository pages: bounded reads,
+never trusting the content's shape (it is whatever a client pushed), the referrers tree level by
+level, and what a page of manifests weighs."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select, union
+from sqlalchemy.orm import aliased
 
+from app.caching import BoundedCache
 from app.console.kinds import HELM_CONFIG, kind_of
-from app.models import Manifest, Repository, db
+from app.models import Blob, Manifest, ManifestReference, Repository, db
+from app.registry.manifests import INDEX_TYPES
 from app.storage import BlobStore
 
 MAX_CONFIG = 256 * 1024
 TREE_DEPTH = 6
 TREE_NODES = 500
+_PLATFORMS: BoundedCache[str, tuple[str, ...]] = BoundedCache(4096)
 
 
 def read_json(store: BlobStore, digest: str, limit: int) -> dict | None:
@@ -84,6 +89,57 @@ def helm_chart(store: BlobStore, config: dict | None) -> dict | None:
         return None
     keys = ("name", "version", "appVersion", "apiVersion", "description", "type", "home")
     return {k: str(doc[k]) for k in keys if isinstance(doc.get(k), str | int | float)}
+
+
+def content_sizes(repository_id: int, manifests: list[Manifest]) -> dict[int, int]:
+    """The bytes each manifest stands for: itself, what it names (config, layers) and, for an
+    index, what its platform manifests name, each blob once; what is attached to it through
+    `subject` is not counted. One query for the whole page."""
+    ids = [m.id for m in manifests]
+    if not ids:
+        return {}
+    ref, inner = aliased(ManifestReference), aliased(ManifestReference)
+    parent, child = aliased(Manifest), aliased(Manifest)
+    not_subject = or_(parent.subject_digest.is_(None), ref.digest != parent.subject_digest)
+    direct = (
+        select(ref.manifest_id.label("mid"), ref.digest.label("digest"))
+        .join(parent, parent.id == ref.manifest_id)
+        .where(ref.manifest_id.in_(ids), not_subject)
+    )
+    nested = (
+        select(ref.manifest_id, inner.digest)
+        .join(parent, parent.id == ref.manifest_id)
+        .join(child, and_(child.repository_id == repository_id, child.digest == ref.digest))
+        .join(inner, inner.manifest_id == child.id)
+        .where(
+            ref.manifest_id.in_(ids),
+            parent.media_type.in_(INDEX_TYPES),
+            not_subject,
+            or_(child.subject_digest.is_(None), inner.digest != child.subject_digest),
+        )
+    )
+    pairs = union(direct, nested).subquery()
+    named = dict(
+        db.session.execute(
+            select(pairs.c.mid, func.sum(Blob.size))
+            .join(Blob, Blob.digest == pairs.c.digest)
+            .group_by(pairs.c.mid)
+        ).all()
+    )
+    return {m.id: m.size + int(named.get(m.id) or 0) for m in manifests}
+
+
+def platforms(store: BlobStore, manifest: Manifest, limit: int) -> tuple[str, ...]:
+    """An index's platforms ("linux/arm64/v8"), read from the store once per digest (content
+    never changes under its digest)."""
+    if manifest.media_type not in INDEX_TYPES:
+        return ()
+    found = _PLATFORMS.get(manifest.digest)
+    if found is None:
+        doc = read_json(store, manifest.digest, limit) or {}
+        found = tuple(d["platform"] for d in descriptors(doc, "manifests") if d["platform"])
+        _PLATFORMS.put(manifest.digest, found)
+    return found
 
 
 @dataclass

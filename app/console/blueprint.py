@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from flask import Blueprint, current_app, g, request, url_for
 
+from app.access import hosted_ui
 from app.console import csrf
 
 bp = Blueprint("console", __name__)
@@ -31,6 +32,14 @@ SECURITY_HEADERS = {
 def _security_headers(response):
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
+    ui = hosted_ui.configured()
+    if ui is not None:
+        # Signing out of a session begun there redirects the sign-out form to the hosted UI's
+        # logout endpoint, and browsers hold form redirects to `form-action` too.
+        policy = response.headers["Content-Security-Policy"]
+        response.headers["Content-Security-Policy"] = policy.replace(
+            "form-action 'self'", f"form-action 'self' {ui.domain}"
+        )
     return response
 
 

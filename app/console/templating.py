@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from flask import current_app, flash, request
 
+from app.access import hosted_ui
 from app.console import csrf
 from app.console.blueprint import bp
 from app.console.session import current_user
@@ -59,6 +60,7 @@ def _globals() -> dict:
         "csrf_field": csrf.FIELD,
         "csrf_token": csrf.token,
         "registry_host": host,
+        "cognito_sign_in": lambda: hosted_ui.configured() is not None,
     }
 
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from flask import current_app, redirect, render_template, request, url_for
+from flask import current_app, redirect, render_template, request, session, url_for
 from sqlalchemy import case, select
 
-from app.access import ACCOUNT_READ, access_tokens, audit, throttle
+from app.access import ACCOUNT_READ, access_tokens, audit, hosted_ui, throttle
 from app.access.policy import principal_for, visible_registries
 from app.auth.credentials import record_failed_login
 from app.console import session as console_session
 from app.console.blueprint import bp
 from app.console.pagination import pager
-from app.console.templating import notice
+from app.console.templating import base_url, notice
 from app.errors import TooManyRequests
 from app.gate import requires
 from app.models import (
@@ -30,7 +30,8 @@ from app.ops.metrics import LOGIN_FAILURES
 RECENT = 15
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
+    """Where to go after signing in."""
     # Only paths on this site: never "//elsewhere" or "https://elsewhere".
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
@@ -85,7 +86,7 @@ def sign_in():
     nxt = request.values.get("next")
     if request.method == "GET":
         if console_session.current_user() is not None:
-            return redirect(_safe_next(nxt))
+            return redirect(safe_next(nxt))
         return render_template("console/sign_in.html", next=nxt)
     username = request.form.get("username", "").strip()[:64]
     password = request.form.get("password", "")
@@ -111,15 +112,21 @@ def sign_in():
     throttle.succeeded(account)
     console_session.begin(user)
     audit.login_succeeded(principal_for(user), "console")
-    return redirect(_safe_next(nxt))
+    return redirect(safe_next(nxt))
 
 
 @bp.route("/sign-out", methods=["POST"])
 @requires(None, "public")
 def sign_out():
+    target = url_for("console.home")
+    ui = hosted_ui.configured()
+    if ui is not None and session.get("via") == "cognito":
+        # A session begun at the hosted UI ends there too, or its own session would sign the
+        # person straight back in.
+        target = ui.logout_url(base_url() + target)
     console_session.end()
     notice("You are signed out.")
-    return redirect(url_for("console.home"))
+    return redirect(target)
 
 
 @bp.route("/search")

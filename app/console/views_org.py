@@ -260,6 +260,44 @@ def revoke_robot_token(org: str, name: str, token_id: int):
     return _attempt(org, revoke, "Token revoked.")
 
 
+MAX_CLAIMS = 20
+
+
+def parse_claims(text: str) -> dict[str, str]:
+    """The form's required claims: `name = glob`, one per line."""
+    claims: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        name, sep, glob = line.partition("=")
+        if not sep or not name.strip() or not glob.strip():
+            raise Invalid("write each required claim as name = glob, one per line")
+        claims[name.strip()] = glob.strip()
+    if len(claims) > MAX_CLAIMS:
+        raise Invalid(f"a trust policy takes at most {MAX_CLAIMS} required claims")
+    return claims
+
+
+@bp.route("/orgs/<org>/trust-policies", methods=["POST"])
+@requires(ORG_ADMIN, "org")
+@form_of("console.organisation")
+def create_trust_policy(org: str):
+    form = request.form
+    name = form.get("name", "").strip()
+    return _attempt(
+        org,
+        lambda: tenancy.add_trust_policy(
+            org,
+            form.get("robot", "").strip().removeprefix(f"{org}+"),
+            name,
+            form.get("issuer", "").strip(),
+            form.get("audience", "").strip(),
+            parse_claims(form.get("claims", "")),
+        ),
+        f"Trust policy {name} created.",
+    )
+
+
 @bp.route("/orgs/<org>/trust-policies/<int:policy_id>/delete", methods=["POST"])
 @requires(ORG_ADMIN, "org")
 @form_of("console.organisation")

@@ -70,11 +70,15 @@ def repository(org: str, registry: str, repo: str):
             ).scalars()
         )
     )
+    listed = [man for _, _, man in tag_rows] + untagged
+    limit = current_app.extensions["cargohold.settings"].max_manifest_bytes
     return render_template(
         "console/repository.html",
         org=org,
         registry=registry,
         repo=repo,
+        sizes=artifacts.content_sizes(found.id, listed),
+        platforms={m.id: artifacts.platforms(_store(), m, limit) for m in listed},
         tags=tag_rows,
         more_tags=more_tags,
         untagged=untagged,

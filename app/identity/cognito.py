@@ -266,7 +266,11 @@ class CognitoIdentity:
         return claims
 
     def identity(self, token: str) -> Identity:
-        claims = self.verify(token)
+        return self.identity_of(self.verify(token))
+
+    @staticmethod
+    def identity_of(claims: dict) -> Identity:
+        """What verified claims say about their holder."""
         username = claims.get("cognito:username") or claims.get("username") or ""
         verified = claims.get("email_verified") in (True, "true")
         groups = claims.get("cognito:groups") or []

@@ -49,6 +49,7 @@ REQUIRED = {
         "CARGOHOLD_COGNITO_CLIENT_ID",
         "CARGOHOLD_COGNITO_CLIENT_SECRET",
         "CARGOHOLD_COGNITO_ADMIN_GROUP",
+        "CARGOHOLD_COGNITO_DOMAIN",
         "CARGOHOLD_LOG_FORMAT",
         "CARGOHOLD_TRUSTED_PROXIES",
         "CARGOHOLD_METRICS_TOKEN",
@@ -224,6 +225,32 @@ def test_the_trigger_is_the_package_make_lambda_builds(tree):
     permission = tree["resource"]["aws_lambda_permission"]["cognito"]
     assert permission["principal"] == "cognito-idp.amazonaws.com"
     assert permission["source_arn"] == "${aws_cognito_user_pool.main.arn}"
+
+
+def test_the_hosted_ui_sends_people_back_to_the_consoles_callback(tree, tmp_path):
+    from app import create_app
+    from app.access.hosted_ui import SCOPES
+
+    client = tree["resource"]["aws_cognito_user_pool_client"]["cargohold"]
+    assert client["allowed_oauth_flows_user_pool_client"] is True
+    assert client["allowed_oauth_flows"] == ["code"]  # never the implicit flow
+    assert set(SCOPES.split()) <= set(client["allowed_oauth_scopes"])
+    assert client["supported_identity_providers"] == ["COGNITO"]
+    # Exactly the URLs the console sends: its callback route and its home, under the public URL
+    # the tasks are given.
+    app = create_app(Settings(data_dir=tmp_path))
+    (callback,) = [r.rule for r in app.url_map.iter_rules(endpoint="console.cognito_callback")]
+    (home,) = [r.rule for r in app.url_map.iter_rules(endpoint="console.home")]
+    assert tree["locals"]["common_environment"]["CARGOHOLD_PUBLIC_URL"] == "${local.public_url}"
+    assert client["callback_urls"] == ["${local.public_url}" + callback]
+    assert client["logout_urls"] == ["${local.public_url}" + home]
+    domain = tree["resource"]["aws_cognito_user_pool_domain"]["main"]
+    assert domain["user_pool_id"] == "${aws_cognito_user_pool.main.id}"
+    assert tree["locals"]["hosted_ui_url"] == (
+        "https://${aws_cognito_user_pool_domain.main.domain}.auth.${var.region}.amazoncognito.com"
+    )
+    web = tree["locals"]["web_environment"]
+    assert re.search(r"CARGOHOLD_COGNITO_DOMAIN\s*=\s*local\.hosted_ui_url", web)
 
 
 def test_the_queue_has_a_dead_letter_queue(tree):

@@ -404,6 +404,12 @@ def test_robots_tokens_grants_visibility_and_trust_policies(console_for, server)
     assert "no longer has a role" in r.text
     r = admin.follow(admin.post(f"/orgs/acme/robots/{robot}/delete"))
     assert f"Robot acme+{robot} deleted" in r.text
+    # Gone from the list, here and in the API.
+    assert f"<code>acme+{robot}" not in r.text
+    listed = requests.get(
+        f"{server.url}/api/v1/orgs/acme/robots", auth=("admin", server.admin_password)
+    ).json()["robots"]
+    assert not [x for x in listed if robot in str(x)]
 
     name = unique("vis")
     admin.post("/orgs/acme/registries", {"name": name})
@@ -438,6 +444,23 @@ def test_robots_tokens_grants_visibility_and_trust_policies(console_for, server)
     assert "acme/&lt;script&gt;*" in page.text
     r = admin.follow(admin.post(f"/orgs/acme/trust-policies/{created.json()['id']}/delete"))
     assert "Trust policy deleted" in r.text
+
+    # The same from the console's own form, claims one per line.
+    form = {
+        "name": "gl",
+        "robot": ci_robot,
+        "issuer": "http://127.0.0.1:8443",
+        "audience": "cargohold",
+        "claims": "project_path = acme/<b>app</b>\r\nref_type=branch\n\n",
+    }
+    r = admin.follow(admin.post("/orgs/acme/trust-policies", form))
+    assert "Trust policy gl created" in r.text
+    assert "<code>project_path</code> = <code>acme/&lt;b&gt;app&lt;/b&gt;</code>" in r.text
+    assert "<code>ref_type</code> = <code>branch</code>" in r.text
+    for claims, message in (("", "at least one required claim"), ("no equals sign", "name = ")):
+        bad = admin.follow(admin.post("/orgs/acme/trust-policies", {**form, "claims": claims}))
+        assert message in bad.text
+    assert console_for("alice").post("/orgs/acme/trust-policies", form).status_code == 403
 
 
 # ---- the Connect panel's Python publishing commands, run as shown ----------------------------

@@ -82,6 +82,65 @@ def test_repository_page(console_for, content):
     assert "/delete" in console_for("alice").get(f"/orgs/acme/main/r/{content.repo}").text
 
 
+def test_repository_page_sizes_and_platforms(console_for, server):
+    """Each row's size is the content it stands for (manifest, config, layers; an index with its
+    platform images, each blob once; attached artifacts apart), an index lists its platforms."""
+    import json
+
+    from tests.pypi.dists import unique
+    from tests.support.client import OCIClient, digest_of
+
+    admin = OCIClient(server.url, "admin", server.admin_password)
+    path = unique("sizes/app")
+    repo = f"acme/main/{path}"
+    amd, amd_manifest = admin.push_image(repo, "amd", [b"a" * 1000, b"shared" * 100])
+    arm, arm_manifest = admin.push_image(repo, "arm", [b"b" * 2000, b"shared" * 100])
+    config_size = amd_manifest["config"]["size"]
+    amd_size, arm_size = (len(json.dumps(m).encode()) for m in (amd_manifest, arm_manifest))
+    index = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {
+                "mediaType": amd_manifest["mediaType"],
+                "digest": amd,
+                "size": amd_size,
+                "platform": {"os": "linux", "architecture": "amd64"},
+            },
+            {
+                "mediaType": arm_manifest["mediaType"],
+                "digest": arm,
+                "size": arm_size,
+                "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"},
+            },
+        ],
+    }
+    assert admin.push_manifest(repo, "multi", index).status_code == 201
+    # A signature attached to the amd64 image: not part of the image's size.
+    sig_layer = admin.push_blob(repo, b"s" * 5000)
+    empty = admin.push_blob(repo, b"{}")
+    signature = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.dev.cosign.artifact.sig.v1+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+        "layers": [{"mediaType": "application/octet-stream", "digest": sig_layer, "size": 5000}],
+        "subject": {"mediaType": amd_manifest["mediaType"], "digest": amd, "size": amd_size},
+    }
+    sig_body = json.dumps(signature).encode()
+    assert admin.push_manifest(repo, digest_of(sig_body), signature).status_code == 201
+
+    page = console_for("victor").get(f"/orgs/acme/main/r/{path}").text
+    image = amd_size + config_size + 1000 + 600
+    assert f'title="{image} bytes"' in page
+    index_size = len(json.dumps(index).encode()) + amd_size + arm_size
+    index_size += config_size + 1000 + 2000 + 600  # the shared layer and config once
+    assert f'title="{index_size} bytes"' in page
+    assert f'title="{len(sig_body) + 2 + 5000} bytes"' in page
+    row = page.split(">multi</a>", 1)[1].split("</tr>", 1)[0]
+    assert "linux/amd64" in row and "linux/arm64/v8" in row
+
+
 def test_artifact_page_with_referrers_tree(console_for, content):
     c = console_for("victor")
     r = c.get(f"/orgs/acme/main/r/{content.repo}/-/manifests/v1")
