@@ -15,7 +15,15 @@ from app.digests import CHUNK, is_digest
 from app.errors import CoreError
 from app.gate import KINDS, Target, dispatches, kind, permits, requires
 from app.models import db
-from app.registry import blobs, catalog, deletion, manifest_store, repositories, uploads
+from app.registry import (
+    blobs,
+    catalog,
+    deletion,
+    manifest_store,
+    pull_policy,
+    repositories,
+    uploads,
+)
 from app.registry.errors import RegistryError
 from app.registry.manifests import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX
 from app.registry.names import RepoName, parse_repository
@@ -119,6 +127,13 @@ def get_manifest(name: RepoName, reference: str):
             f"{reference} is an image index ({manifest.media_type}) and the request's Accept "
             "header does not allow one",
         )
+    # Registry policies (signatures, ...) may refuse the pull: one hook, app/registry/pull_policy.
+    pull_policy.admit(
+        _store(),
+        repo,
+        manifest,
+        lambda: permits("push", "repository", by_role=True, name=name),
+    )
     headers = {
         "Docker-Content-Digest": manifest.digest,
         "ETag": f'"{manifest.digest}"',
