@@ -462,3 +462,36 @@ def test_hostile_signatures_are_reported_not_crashed_on(srv):
     assert w.admin.push_manifest(repo, "junk-sig", manifest).status_code == 201
     st = w.status(repo, "junk")
     assert st["status"] == "invalid" and "not usable JSON" in str(st)
+
+
+# ---- the console ---------------------------------------------------------------------------
+
+
+def test_the_console_shows_verification_and_keys(srv):
+    from tests.console.conftest import Console
+
+    w = World(srv, "second")
+    repo = "acme/second/console/app"
+    key = ec_key()
+    w.add_key("console<key>", public_pem(key), expect=400)  # names are plain
+    w.add_key("console-key", public_pem(key))
+    signed = w.image(repo, "signed", b"console signed")
+    w.image(repo, "unsigned", b"console unsigned")
+    cosign_sign(w.admin, repo, signed["digest"], key)
+
+    viewer = Console(srv.url)
+    viewer.sign_in("victor", srv.users["victor"])
+    base = "/orgs/acme/second/r/console/app/-/manifests/"
+    page = viewer.get(base + signed["digest"]).text
+    assert 'data-signature="verified"' in page and "console-key" in page
+    assert "simple-signing payload signed" in page
+    page = viewer.get(
+        base + viewer.follow(viewer.get(base + "unsigned")).url.rsplit("/", 1)[1]
+    ).text
+    assert 'data-signature="unsigned"' in page
+    # Keys are listed to the registry's administrators only.
+    assert "Signing keys" not in viewer.get("/orgs/acme/second").text
+    admin = Console(srv.url)
+    admin.sign_in("admin", srv.users["admin"])
+    page = admin.get("/orgs/acme/second").text
+    assert "Signing keys" in page and "console-key" in page and "ecdsa-p256" in page
