@@ -98,6 +98,8 @@ def denied(r: requests.Response) -> str:
     error = r.json()["errors"][0]
     assert error["code"] == "DENIED"
     assert "pull requires a valid signature" in error["detail"]
+    # Clients print the message alone, so it names the policy too.
+    assert error["message"] == error["detail"]
     return error["detail"]
 
 

@@ -73,7 +73,5 @@ def check(
         verify.UNSIGNED: "it has no signature",
         verify.INVALID: "none of its signatures verifies with the registry's active keys",
     }.get(status.status, status.status)
-    raise RegistryError(
-        "DENIED",
-        f"policy '{POLICY}' of registry {where} refuses {manifest.digest}: {why}",
-    )
+    text = f"policy '{POLICY}' of registry {where} refuses {manifest.digest}: {why}"
+    raise RegistryError("DENIED", text, message=text)
