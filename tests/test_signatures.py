@@ -311,6 +311,42 @@ def test_an_index_child_follows_a_signed_index(srv):
     w.policy(False)
 
 
+def test_an_image_posing_as_an_attachment_is_still_gated(srv):
+    """A runnable image that declares an artifactType and a subject is judged by what clients
+    run (its config and layers), so it cannot slip past the policy as an SBOM would."""
+    w = World(srv, "main")
+    repo = "acme/main/posing/app"
+    w.add_key("posing", public_pem(ec_key()))
+    base = w.image(repo, "base", b"base")
+    spdx = b'{"spdxVersion": "SPDX-2.3"}'
+    digest, _ = w.admin.push_image(
+        repo, "posing", [b"runnable"], artifactType="application/spdx+json", subject=base
+    )
+    sbom = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": "application/spdx+json",
+        "config": {"mediaType": notary.EMPTY, "digest": w.admin.push_blob(repo, b"{}"), "size": 2},
+        "layers": [
+            {
+                "mediaType": "application/spdx+json",
+                "digest": w.admin.push_blob(repo, spdx),
+                "size": len(spdx),
+            }
+        ],
+        "subject": base,
+    }
+    r = w.admin.push_manifest(repo, "sbom", sbom)
+    assert r.status_code == 201, r.text
+    w.policy(True)
+    try:
+        denied(pull(w.viewer, repo, digest))
+        assert pull(w.viewer, repo, "sbom").status_code == 200
+        assert w.status(repo, "sbom")["status"] == "attachment"
+    finally:
+        w.policy(False)
+
+
 # ---- sigstore bundles ---------------------------------------------------------------------------
 
 

@@ -86,15 +86,19 @@ def _evidence(candidates: list[tuple[str, Manifest]]) -> str:
 
 def is_attachment(store: BlobStore, manifest: Manifest) -> bool:
     """Signatures, attestations and SBOMs: what is attached to an artifact, not run. Their
-    readers (cosign, notation, policy engines) must reach them under a signature policy."""
+    readers (cosign, notation, policy engines) must reach them under a signature policy. Judged
+    from what clients act on, the config's media type and the layers, never from artifactType
+    alone (a runnable image may declare any artifactType)."""
     if manifest.media_type not in IMAGE_TYPES:
         return False
-    if manifest.subject_digest and manifest.artifact_type not in IMAGE_CONFIGS:
-        return True
     try:
-        found = layers(manifest_doc(store, manifest))
+        doc = manifest_doc(store, manifest)
     except Unreadable:
         return False
+    config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
+    if manifest.subject_digest and config.get("mediaType") not in IMAGE_CONFIGS:
+        return True
+    found = layers(doc)
     return bool(found) and all(x.get("mediaType") in ATTACHED_LAYERS for x in found)
 
 
