@@ -279,6 +279,24 @@ def test_rotation_new_key_added_old_retired(srv):
     w.policy(False)
 
 
+def test_cosign_signatures_with_a_certificate_lead_to_a_registered_ca(srv):
+    w = World(srv, "second")
+    repo = "acme/second/certified/app"
+    ca, ca_key = make_ca("Release CA")
+    leaf, leaf_key = make_leaf(ca, ca_key, cn="release signer")
+    rogue_ca, rogue_key = make_ca("Release CA")  # the same name, another key
+    rogue_leaf, rogue_leaf_key = make_leaf(rogue_ca, rogue_key, cn="release signer")
+    w.add_key("release-ca-2026", cert_pem(ca))
+    good = w.image(repo, "good", b"certified")
+    rogue = w.image(repo, "rogue", b"rogue")
+    cosign_sign(w.admin, repo, good["digest"], leaf_key, certificate=cert_pem(leaf))
+    cosign_sign(w.admin, repo, rogue["digest"], rogue_leaf_key, certificate=cert_pem(rogue_leaf))
+    st = w.status(repo, "good")
+    assert st["status"] == "verified" and st["signatures"][0]["key"] == "release-ca-2026"
+    st = w.status(repo, "rogue")
+    assert st["status"] == "invalid" and "no registered certificate" in str(st), st
+
+
 def test_an_index_child_follows_a_signed_index(srv):
     w = World(srv, "main")
     repo = "acme/main/multi/app"
@@ -415,6 +433,9 @@ def test_notary_project_jws_signatures(srv):
         return target
 
     signed("good")
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    rsa_leaf, _ = make_leaf(ca, ca_key, key=rsa_key, cn="RSA Signer")
+    signed("rsa", key=rsa_key, chain=[rsa_leaf, ca])  # PS384, as the key size asks
     signed("leaf-only", chain=[leaf])  # the registered root issued the last link
     signed("expiring", expiry=notary.soon(30))
     signed("expired", expiry=datetime.now(UTC) - timedelta(minutes=1))
@@ -434,7 +455,7 @@ def test_notary_project_jws_signatures(srv):
     server_leaf, server_key = make_leaf(ca, ca_key, eku=ExtendedKeyUsageOID.SERVER_AUTH)
     signed("tls-cert", key=server_key, chain=[server_leaf, ca])
 
-    for tag in ("good", "leaf-only", "expiring"):
+    for tag in ("good", "rsa", "leaf-only", "expiring"):
         st = w.status(repo, tag)
         assert st["status"] == "verified", (tag, st)
         assert st["signatures"][0]["format"] == "notation"
