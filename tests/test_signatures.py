@@ -75,6 +75,12 @@ class World:
         assert r.status_code == expect, r.text
         return r.json()
 
+    def key_rows(self) -> list[dict]:
+        return requests.get(f"{self.api}/signing-keys", auth=self.auth()).json()["keys"]
+
+    def policy_now(self) -> dict:
+        return requests.get(f"{self.api}/signature-policy", auth=self.auth()).json()
+
     def status(self, repo: str, reference: str, user: str = "victor") -> dict:
         path = repo.split("/", 2)[2]
         r = requests.get(
@@ -554,3 +560,31 @@ def test_the_console_shows_verification_and_keys(srv):
     admin.sign_in("admin", srv.users["admin"])
     page = admin.get("/orgs/acme/second").text
     assert "Signing keys" in page and "console-key" in page and "ecdsa-p256" in page
+
+
+def test_the_console_manages_keys_and_the_policy(srv):
+    from tests.console.conftest import Console
+
+    admin = Console(srv.url)
+    admin.sign_in("admin", srv.users["admin"])
+    page = "/orgs/acme/second"
+    r = admin.follow(admin.post(f"{page}/signing-keys", {"name": "bad", "pem": "nope"}))
+    assert "exactly one PEM block" in r.text
+    assert "bad" not in [k["name"] for k in World(srv, "second").key_rows()]
+    pem = public_pem(ec_key())
+    r = admin.follow(admin.post(f"{page}/signing-keys", {"name": "from-console", "pem": pem}))
+    assert "Signing key from-console registered" in r.text
+    (row,) = [k for k in World(srv, "second").key_rows() if k["name"] == "from-console"]
+    r = admin.follow(admin.post(f"{page}/signature-policy", {"require_signature": "true"}))
+    assert "now require a valid signature" in r.text
+    assert World(srv, "second").policy_now()["require_signature"] is True
+    r = admin.follow(admin.post(f"{page}/signing-keys/{row['id']}/retire", {"confirm": "yes"}))
+    assert "retired" in r.text
+    r = admin.follow(admin.post(f"{page}/signature-policy", {"require_signature": "false"}))
+    assert World(srv, "second").policy_now()["require_signature"] is False
+    # Viewers may neither.
+    viewer = Console(srv.url)
+    viewer.sign_in("victor", srv.users["victor"])
+    r = viewer.post(f"{page}/signature-policy", {"require_signature": "true"})
+    assert r.status_code in (403, 404)
+    assert World(srv, "second").policy_now()["require_signature"] is False

@@ -8,8 +8,7 @@ from flask import current_app, jsonify
 from app.access import ORG_ADMIN, ORG_READ
 from app.access.policy import find_registry
 from app.api.framework import ApiError, field_of, json_body, route
-from app.errors import Conflict
-from app.models import Registry, db
+from app.models import Registry
 from app.registry import manifest_store, repositories
 from app.registry.names import parse_repository
 from app.registry.signing import keys, verify
@@ -24,28 +23,14 @@ def _registry(org: str, registry: str) -> Registry:
     return reg
 
 
-def _active(registry_id: int) -> int:
-    return sum(1 for k in keys.of_registry(registry_id) if k.retired_at is None)
-
-
 def policy_json(reg: Registry) -> dict:
     row = keys.find_policy(reg.id)
     return {
         "require_signature": bool(row and row.require_signature),
         "exempt_writers": True if row is None else row.exempt_writers,
         "key_version": row.key_version if row else 0,
-        "active_keys": _active(reg.id),
+        "active_keys": keys.active_count(reg.id),
     }
-
-
-def _last_key_guard(row) -> None:
-    policy = keys.find_policy(row.registry_id)
-    last = row.retired_at is None and _active(row.registry_id) <= 1
-    if policy and policy.require_signature and last:
-        raise Conflict(
-            "this is the registry's last active key and its policy requires signatures: "
-            "add the new key first, or turn the policy off"
-        )
 
 
 @route("GET", f"{REGISTRY}/signing-keys", ORG_READ, "org")
@@ -80,18 +65,14 @@ def add_signing_key(org: str, registry: str):
 def retire_signing_key(org: str, registry: str, key_id: int):
     """Retire a key: kept on record, its signatures no longer count."""
     reg = _registry(org, registry)
-    row = keys.find(reg.id, key_id)
-    _last_key_guard(row)
-    return jsonify(keys.describe(keys.retire(row)))
+    return jsonify(keys.describe(keys.retire(keys.find(reg.id, key_id))))
 
 
 @route("DELETE", f"{REGISTRY}/signing-keys/<int:key_id>", ORG_ADMIN, "org")
 def delete_signing_key(org: str, registry: str, key_id: int):
     """Remove a key from the registry altogether."""
     reg = _registry(org, registry)
-    row = keys.find(reg.id, key_id)
-    _last_key_guard(row)
-    keys.remove(row)
+    keys.remove(keys.find(reg.id, key_id))
     return "", 204
 
 
@@ -114,13 +95,7 @@ def put_signature_policy(org: str, registry: str):
     data = json_body()
     require = field_of(data, "require_signature", bool, required=True)
     exempt = field_of(data, "exempt_writers", bool)
-    if require and _active(reg.id) == 0:
-        raise Conflict("the registry has no active signing key: register one first")
-    row = keys.policy_row(reg.id)
-    row.require_signature = require
-    if exempt is not None:
-        row.exempt_writers = exempt
-    db.session.flush()
+    keys.set_policy(reg.id, require, exempt)
     return jsonify(policy_json(reg))
 
 

@@ -143,7 +143,34 @@ def find(registry_id: int, key_id: int) -> SigningKey:
     return row
 
 
+def active_count(registry_id: int) -> int:
+    return sum(1 for k in of_registry(registry_id) if k.retired_at is None)
+
+
+def _last_key_guard(row: SigningKey) -> None:
+    """A registry whose every pull is refused is never one click away."""
+    policy = find_policy(row.registry_id)
+    last = row.retired_at is None and active_count(row.registry_id) <= 1
+    if policy and policy.require_signature and last:
+        raise Conflict(
+            "this is the registry's last active key and its policy requires signatures: "
+            "add the new key first, or turn the policy off"
+        )
+
+
+def set_policy(registry_id: int, require: bool, exempt_writers: bool | None = None):
+    if require and active_count(registry_id) == 0:
+        raise Conflict("the registry has no active signing key: register one first")
+    row = policy_row(registry_id)
+    row.require_signature = require
+    if exempt_writers is not None:
+        row.exempt_writers = exempt_writers
+    db.session.flush()
+    return row
+
+
 def retire(row: SigningKey) -> SigningKey:
+    _last_key_guard(row)
     if row.retired_at is None:
         row.retired_at = utcnow()
         db.session.flush()
@@ -152,6 +179,7 @@ def retire(row: SigningKey) -> SigningKey:
 
 
 def remove(row: SigningKey) -> None:
+    _last_key_guard(row)
     registry_id = row.registry_id
     db.session.delete(row)
     db.session.flush()
