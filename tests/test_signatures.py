@@ -252,7 +252,18 @@ def test_cosign_signatures_and_the_pull_policy(srv):
     assert pull(w.writer, repo, "signed").status_code == 200
     w.policy(True, exempt_writers=True)
 
-    # Signing the refused manifest admits it at once (the cached verdict is not reused).
+    # Signing the refused manifest admits it at once (the cached verdict is not reused) ...
+    unsigned_sig = cosign_sign(w.admin, repo, unsigned["digest"], key)
+    assert pull(w.viewer, repo, "unsigned").status_code == 200
+    (cached,) = srv.sql(
+        "SELECT c.status FROM signature_checks c JOIN manifests m ON m.id = c.manifest_id "
+        "WHERE m.digest = ?",
+        unsigned["digest"],
+    )
+    assert cached[0] == "verified"
+    # ... and deleting its signature refuses it again.
+    assert w.admin.request("DELETE", f"/v2/{repo}/manifests/{unsigned_sig}").status_code == 202
+    denied(pull(w.viewer, repo, "unsigned"))
     cosign_sign(w.admin, repo, unsigned["digest"], key)
     assert pull(w.viewer, repo, "unsigned").status_code == 200
     w.policy(False)

@@ -2,7 +2,7 @@
 and signature-envelope-jws): a payload naming the target manifest's descriptor, protected headers
 (alg, cty, io.cncf.notary.signingScheme, signingTime, optional expiry, crit), the x5c chain in the
 unprotected header, and the flattened JWS JSON envelope, stored as a referrer whose artifactType
-is application/vnd.cncf.notary.signature. (The notation CLI cannot be installed here.)"""
+is application/vnd.cncf.notary.signature, so the tests need no notation binary."""
 
 from __future__ import annotations
 
