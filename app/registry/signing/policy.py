@@ -1,4 +1,4 @@
-""" "Pull requires a valid signature by one of these keys", per registry.
+"""The policy "pull requires a valid signature by one of these keys", per registry.
 
 What it gates: every GET or HEAD of a manifest, by tag or by digest. An index's child is
 admitted when it is validly signed itself or when an index in the same repository that lists it
