@@ -61,7 +61,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.api import openapi as _openapi  # noqa: F401 - registers /api/v1/openapi.json
     from app.api import routes as _api_routes  # noqa: F401 - registers the management routes
     from app.api import signing as _api_signing  # noqa: F401 - signing keys and policy
+    from app.api import vulnerabilities as _api_vulnerabilities  # noqa: F401
     from app.api.framework import bp as api_bp
+    from app.auth.credentials import init_audit
     from app.auth.routes import bp as auth_bp
     from app.cli import register as register_cli
     from app.oci.routes import bp as oci_bp
@@ -76,6 +78,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.console import init_app as init_console
 
     init_console(app)
+    init_audit(app)
     register_cli(app)
     _register_outage_handlers(app)
     probes.init_app(app)

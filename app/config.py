@@ -139,6 +139,9 @@ class Settings:
     # `flask gc worker`: seconds between passes; upload sessions older than this are aborted.
     gc_interval_seconds: int = 60
     upload_max_age_seconds: int = 24 * 3600
+    # Audit events older than this many days are purged by `flask gc worker` and `flask audit
+    # purge`; 0 keeps them for ever.
+    audit_retention_days: int = 0
     extra: dict = field(default_factory=dict)
 
     @classmethod

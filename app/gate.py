@@ -28,6 +28,7 @@ from app.access import (
     SITE,
     OrgResource,
     RegistryResource,
+    audit,
     authorize,
 )
 from app.access.policy import Resource
@@ -170,7 +171,21 @@ def decide(caller: Caller, action: str | None, target: Target) -> None:
     if isinstance(org, OrgResource) and not authorize(caller.principal, ORG_READ, org):
         raise NotFound(f"organisation {org.org!r} not found")
     where = f" {target.label}" if target.label else ""
+    _audit_denial(action, target)
     raise Denied(f"{caller.principal.name} may not {action}{where}")
+
+
+def _audit_denial(action: str | None, target: Target) -> None:
+    """An authenticated caller refused: a security event of the organisation it aimed at."""
+    resource = target.resource
+    what = {"details": {"action": action, "resource": target.label or None}}
+    if isinstance(resource, RegistryResource):
+        what.update(org=resource.org, registry=resource.registry)
+    elif isinstance(resource, OrgResource):
+        what.update(org=resource.org)
+    if isinstance(target.claim, tuple) and target.claim[0] == "repository":
+        what["repository"] = target.claim[1]
+    audit.record_refusal("access.denied", **what)
 
 
 def permits(action: str, kind_name: str, *, by_role: bool = False, **args) -> bool:

@@ -29,8 +29,8 @@ fi
 if [ -z "${CARGOHOLD_PYTHON_TESTDATA:-}" ] && [ -d ../shared/testdata/python ]; then
   export CARGOHOLD_PYTHON_TESTDATA="$PWD/../shared/testdata/python"
 fi
-"$VENV/bin/ruff" check app worker lambda_signup scripts tests bench wsgi.py gunicorn.conf.py
-"$VENV/bin/ruff" format --check app worker lambda_signup scripts tests bench wsgi.py gunicorn.conf.py
+"$VENV/bin/ruff" check app worker lambda_signup scripts tests bench migrations wsgi.py gunicorn.conf.py
+"$VENV/bin/ruff" format --check app worker lambda_signup scripts tests bench migrations wsgi.py gunicorn.conf.py
 if [ $# -gt 0 ]; then
   "$VENV/bin/pytest" -ra "$@"
   exit
@@ -41,5 +41,6 @@ fi
 CARGOHOLD_TEST_BACKEND=postgres "$VENV/bin/pytest" -ra --junitxml=build/pytest-junit-postgres.xml \
   tests/test_oci_api.py tests/test_tenancy.py tests/test_authorization_table.py \
   tests/clients tests/pypi tests/test_conformance.py tests/test_gc.py tests/test_immutability.py \
+  tests/test_vulnerabilities.py \
   tests/aws/test_worker.py tests/aws/test_signup_flow.py \
   tests/console/test_pages.py tests/console/test_actions.py

@@ -124,6 +124,18 @@ REQUIREMENTS: dict[str, str] = {
     "GET api.get_signature_policy": "org:read",
     "PUT api.put_signature_policy": "org:admin",
     "GET api.manifest_signatures": "pull",
+    "GET api.org_audit": "org:admin",
+    "GET api.site_audit": "site:admin",
+    "GET api.get_audit_settings": "org:admin",
+    "PUT api.put_audit_settings": "org:admin",
+    "GET api.vulnerability_database": "public",
+    "GET api.manifest_vulnerabilities": "pull",
+    "GET api.python_vulnerabilities": "pull",
+    "GET api.get_vulnerability_policy": "org:read",
+    "PUT api.put_vulnerability_policy": "org:admin",
+    "GET api.list_vulnerability_allowlist": "org:read",
+    "POST api.add_vulnerability_allowance": "org:admin",
+    "DELETE api.delete_vulnerability_allowance": "org:admin",
     # web console: pages and form actions (callers as CONSOLE_AS below says)
     "GET console.home": "public",
     "GET console.sign_in": "public",
@@ -152,6 +164,8 @@ REQUIREMENTS: dict[str, str] = {
     "POST console.create_robot_token": "org:admin",
     "POST console.revoke_robot_token": "org:admin",
     "POST console.delete_trust_policy": "org:admin",
+    "GET console.audit": "org:admin",
+    "POST console.set_pull_audit": "org:admin",
     "GET console.registry": "pull",
     "GET console.repository": "pull",
     "GET console.artifact": "pull",
@@ -409,6 +423,7 @@ def request_for(key: str, rule: str, target: str, content) -> tuple[str, str, di
         "version": "1.0",
         "path:repository": "table/app",
         "digest": ZERO,
+        "advisory_id": "NOTHING-1",
     }
     if endpoint.startswith("console."):
         manifest_digest, config_digest = content[target]

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import select
 
+from app.access import audit
 from app.access.policy import find_registry
 from app.errors import Invalid
 from app.models import AccessToken, User, db
@@ -80,6 +81,7 @@ def create(
     )
     db.session.add(row)
     db.session.flush()
+    _audit("token.create", user, row)
     return row, secret
 
 
@@ -102,6 +104,10 @@ def verify(secret: str) -> AccessToken | None:
     if not usable(row):
         return None
     now = utcnow()
+    if row.last_used_at is None:
+        user = db.session.get(User, row.user_id)
+        if user is not None:
+            _audit("token.first_use", user, row, by_owner=True)
     if row.last_used_at is None or now - row.last_used_at > _TOUCH_EVERY:
         row.last_used_at = now
     return row
@@ -111,6 +117,29 @@ def revoke(row: AccessToken) -> None:
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         db.session.flush()
+        user = db.session.get(User, row.user_id)
+        if user is not None:
+            _audit("token.revoke", user, row)
+
+
+def _audit(action: str, owner: User, row: AccessToken, by_owner: bool = False) -> None:
+    """A robot's tokens belong to its organisation's log; personal ones to the site's.
+    by_owner: the token's owner, proved by this very token, is the actor."""
+    org = owner.username.split("+", 1)[0] if owner.is_robot else None
+    details = {
+        "token": f"{PREFIX}{row.public_id}",
+        "name": row.name,
+        "owner": owner.username,
+        "scope": row.scope,
+    }
+    if row.registries:
+        details["registries"] = row.registries
+    actor = None
+    if by_owner:
+        here = audit.current()
+        kind = "robot" if owner.is_robot else "user"
+        actor = audit.Actor(kind, owner.username, owner.id, row.id, here.ci, here.address)
+    audit.record(action, org=org, reference=str(row.id), details=details, actor=actor)
 
 
 def of_user(user: User) -> list[AccessToken]:

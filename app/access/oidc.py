@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import jwt
 from sqlalchemy import select
 
-from app.access import issuer_fetch
+from app.access import audit, issuer_fetch
 from app.access.issuer_fetch import FetchRefused, IssuerRules
 from app.errors import Invalid
 from app.models import TrustPolicy, User, db
@@ -164,5 +164,7 @@ def verify(robot: User, id_token: str) -> tuple[TrustPolicy, dict]:
         if mismatch:
             reasons.append(f"claim {mismatch!r} does not match the trust policy")
             continue
+        audit.note_ci(claims)
+        audit.robot_proved(robot.id, robot.username)
         return policy, claims
     raise OIDCError("; ".join(reasons))

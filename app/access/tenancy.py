@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, func, select
 
+from app.access import audit
 from app.access.policy import find_org, find_registry
 from app.access.slugs import check_slug
 from app.errors import Invalid, NotFound
@@ -38,6 +39,7 @@ def create_user(username: str, password: str, site_admin: bool = False) -> User:
     provider().set_password(user, password)
     db.session.add(user)
     db.session.flush()
+    audit.record("user.create", details={"user": username, "site_admin": site_admin})
     return user
 
 
@@ -50,6 +52,7 @@ def create_org(name: str, owner: User) -> Organisation:
     db.session.flush()
     db.session.add(Membership(organisation_id=org.id, user_id=owner.id, role="admin"))
     db.session.flush()
+    audit.record("org.create", org=name, details={"admin": owner.username})
     return org
 
 
@@ -63,6 +66,7 @@ def create_registry(org_name: str, name: str, public: bool = False) -> Registry:
     registry = Registry(organisation_id=org.id, name=name, public=public)
     db.session.add(registry)
     db.session.flush()
+    audit.record("registry.create", org=org_name, registry=name, details={"public": public})
     return registry
 
 
@@ -74,7 +78,13 @@ def set_member(org_name: str, username: str, role: str) -> Membership:
         raise Invalid(f"organisation {org_name!r} does not exist")
     if user is None:
         raise Invalid(f"user {username!r} does not exist")
-    return _set_role(Membership, role, organisation_id=org.id, user_id=user.id)
+    before = _membership(org, user)
+    old = before.role if before is not None else None
+    row = _set_role(Membership, role, organisation_id=org.id, user_id=user.id)
+    if old != role:
+        details = {"member": username, "role": role, "previous_role": old}
+        audit.record("member.set", org=org_name, details=details)
+    return row
 
 
 def _set_role(model, role: str, **keys):
@@ -149,16 +159,22 @@ def remove_member(org_name: str, username: str) -> None:
         raise NotFound(f"{username!r} is not a member of {org_name}")
     if membership.role == "admin" and _admins(org) == 1:
         raise Invalid("an organisation must keep at least one admin")
+    role = membership.role
     db.session.delete(membership)
     db.session.flush()
+    audit.record("member.remove", org=org_name, details={"member": username, "role": role})
 
 
 def set_registry_public(org_name: str, name: str, public: bool) -> Registry:
     registry = find_registry(org_name, name)
     if registry is None:
         raise NotFound(f"registry {org_name}/{name} does not exist")
+    previous = registry.public
     registry.public = public
     db.session.flush()
+    if previous != public:
+        details = {"public": public, "previous": previous}
+        audit.record("registry.visibility", org=org_name, registry=name, details=details)
     return registry
 
 
@@ -178,6 +194,7 @@ def create_robot(org_name: str, name: str, description: str | None = None) -> Us
     robot = User(username=username, robot_org_id=org.id, description=(description or "")[:255])
     db.session.add(robot)
     db.session.flush()
+    audit.record("robot.create", org=org_name, details={"robot": username})
     return robot
 
 
@@ -208,6 +225,7 @@ def delete_robot(org_name: str, name: str) -> None:
     db.session.execute(delete(RegistryGrant).where(RegistryGrant.user_id == robot.id))
     db.session.execute(delete(TrustPolicy).where(TrustPolicy.robot_id == robot.id))
     # The row stays (tokens and audit point at it); a robot without grants can do nothing.
+    audit.record("robot.delete", org=org_name, details={"robot": robot.username})
     robot.username = f"{robot.username}~deleted~{robot.id}"[:64]
     db.session.flush()
 
@@ -225,7 +243,10 @@ def grant_registry(org_name: str, registry_name: str, username: str, role: str) 
         raise NotFound(f"user {username!r} does not exist")
     if user.is_robot and user.robot_org_id != registry.organisation_id:
         raise Invalid("a robot may only be granted roles in its own organisation")
-    return _set_role(RegistryGrant, role, registry_id=registry.id, user_id=user.id)
+    row = _set_role(RegistryGrant, role, registry_id=registry.id, user_id=user.id)
+    details = {"grantee": username, "role": role}
+    audit.record("registry.grant", org=org_name, registry=registry_name, details=details)
+    return row
 
 
 def revoke_registry(org_name: str, registry_name: str, username: str) -> None:
@@ -241,6 +262,8 @@ def revoke_registry(org_name: str, registry_name: str, username: str) -> None:
     if not done.rowcount:
         raise NotFound("no such grant")
     db.session.flush()
+    details = {"grantee": username}
+    audit.record("registry.revoke", org=org_name, registry=registry_name, details=details)
 
 
 def registry_grants(org_name: str, registry_name: str) -> list[tuple[User, str]]:
@@ -284,6 +307,15 @@ def add_trust_policy(
     )
     db.session.add(policy)
     db.session.flush()
+    details = {
+        "id": policy.id,
+        "name": name,
+        "robot": robot_user.username,
+        "issuer": issuer,
+        "audience": audience,
+        "claims": claims,
+    }
+    audit.record("trust_policy.create", org=org_name, details=details)
     return policy
 
 
@@ -303,8 +335,10 @@ def delete_trust_policy(org_name: str, policy_id: int) -> None:
     policy = db.session.get(TrustPolicy, policy_id)
     if policy is None or policy.organisation_id != org.id:
         raise NotFound(f"trust policy {policy_id} does not exist")
+    details = {"id": policy.id, "name": policy.name, "issuer": policy.issuer}
     db.session.delete(policy)
     db.session.flush()
+    audit.record("trust_policy.delete", org=org_name, details=details)
 
 
 # ---- invitations -----------------------------------------------------------------------------
@@ -332,6 +366,8 @@ def invite(org_name: str, invitee: str, role: str, inviter: User, days: int = IN
     )
     db.session.add(invitation)
     db.session.flush()
+    details = {"id": invitation.id, "invitee": invitation.invitee, "role": role, "days": days}
+    audit.record("invitation.create", org=org_name, details=details)
     return invitation
 
 
@@ -363,8 +399,10 @@ def answer(invitation_id: int, user: User, accept: bool) -> Invitation:
         raise NotFound(f"invitation {invitation_id} does not exist or has expired")
     invitation.state = "accepted" if accept else "declined"
     invitation.answered_at = utcnow()
+    org = db.session.get(Organisation, invitation.organisation_id)
+    details = {"id": invitation.id, "role": invitation.role}
+    audit.record(f"invitation.{'accept' if accept else 'decline'}", org=org.name, details=details)
     if accept:
-        org = db.session.get(Organisation, invitation.organisation_id)
         current = _membership(org, user)
         # Accepting never lowers a role the invitee already has.
         if current is None or ROLES.index(current.role) < ROLES.index(invitation.role):
@@ -382,3 +420,5 @@ def cancel_invitation(org_name: str, invitation_id: int) -> None:
         invitation.state = "cancelled"
         invitation.answered_at = utcnow()
         db.session.flush()
+        details = {"id": invitation.id, "invitee": invitation.invitee}
+        audit.record("invitation.cancel", org=org_name, details=details)

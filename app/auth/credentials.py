@@ -12,11 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import jwt
-from flask import current_app, g, request
+from flask import Flask, current_app, g, request
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.access import Principal, access_tokens, accounts, oidc, throttle
+from app.access import Principal, access_tokens, accounts, audit, oidc, throttle
 from app.access.policy import ANONYMOUS, principal_for
 from app.caching import BoundedCache
 from app.errors import TooManyRequests, Unauthenticated
@@ -126,9 +126,12 @@ def _robot(username: str) -> User | None:
     return user if user is not None and user.is_robot else None
 
 
-def record_failed_login(account: str | None, address: str | None) -> None:
-    """Count a failed login, kept at once (`keep_failure_count`)."""
+def record_failed_login(
+    account: str | None, address: str | None, username: str | None = None, method: str = ""
+) -> None:
+    """Count a failed login and audit it, both kept at once (`keep_failure_count`)."""
     throttle.failed(account, address)
+    audit.login_failed(username, method or login_method())
     keep_failure_count()
 
 
@@ -143,6 +146,14 @@ def keep_failure_count() -> None:
         db.session.rollback()
 
 
+# How the audit log names each blueprint's login.
+_LOGIN_METHODS = {"auth": "token-service", "pypi": "pypi", "api": "api", "oci": "registry"}
+
+
+def login_method() -> str:
+    return _LOGIN_METHODS.get(request.blueprint or "", request.blueprint or "basic")
+
+
 def login(username: str, password: str) -> Principal:
     """Check credentials, with failed attempts throttled per credential and per address."""
     address = request.remote_addr
@@ -150,15 +161,40 @@ def login(username: str, password: str) -> Principal:
     wait = throttle.retry_after(account, address)
     if wait is not None:
         LOGIN_FAILURES.labels("throttled").inc()
+        audit.login_throttled(username, login_method())
         raise TooManyRequests(
             "too many failed logins; try again later", headers={"Retry-After": str(wait)}
         )
     principal = _authenticate(username, password)
     if principal is None:
-        record_failed_login(account, address)
+        record_failed_login(account, address, username)
         raise Unauthenticated("invalid username or password")
     throttle.succeeded(account)
+    audit.login_succeeded(principal, login_method())
     return principal
+
+
+def init_audit(app: Flask) -> None:
+    """Every request starts its audit context from the client's address (ProxyFix has made it
+    the client's); refusals it recorded are written once its own transaction has ended."""
+
+    @app.before_request
+    def _begin_audit() -> None:
+        audit.begin(request.remote_addr)
+
+    @app.teardown_request
+    def _write_refusals(_exc) -> None:
+        rows = audit.pending_refusals()
+        audit.end()
+        if not rows:
+            return
+        try:
+            db.session.rollback()
+            audit.write_many(rows)
+            db.session.commit()
+        except SQLAlchemyError:
+            db.session.rollback()
+            current_app.logger.warning("could not keep %d audit refusal(s)", len(rows))
 
 
 # Blueprint name -> the principal its cookie session proves (anonymous without one).
@@ -182,6 +218,7 @@ def current_caller() -> Caller:
     if source is not None:
         principal = source()
         g.caller = Caller(principal, None, presented=principal.authenticated)
+        audit.identify(principal)
         return g.caller
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
@@ -208,9 +245,11 @@ def current_caller() -> Caller:
             key = (entry.get("type", ""), entry.get("name", ""))
             access[key] = access.get(key, frozenset()) | frozenset(entry.get("actions") or [])
         caller = Caller(principal, access, presented=True)
+        audit.note_ci(claims.get("ci"))
     elif (creds := basic_credentials()) is not None:
         caller = Caller(login(*creds), None, presented=True)
     else:
         caller = Caller(ANONYMOUS, None, presented=bool(header))
+    audit.identify(caller.principal)
     g.caller = caller
     return caller

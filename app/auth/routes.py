@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import jwt
 from flask import Blueprint, current_app, jsonify, request
 
-from app.access import ACTIONS, Principal, accounts, granted_actions
+from app.access import ACTIONS, Principal, accounts, audit, granted_actions
 from app.access.policy import ANONYMOUS
 from app.auth.credentials import basic_credentials, login
 from app.errors import CoreError, Unauthenticated
@@ -67,7 +67,7 @@ def grant(principal: Principal, scopes: list[str]) -> list[dict]:
 def _token_response(principal: Principal, scopes: list[str], offline: bool, oauth: bool):
     issuer = current_app.extensions["cargohold.tokens"]
     access = grant(principal, scopes)
-    token = issuer.access_token(principal, access)
+    token = issuer.access_token(principal, access, audit.current_ci())
     body = {
         "access_token": token,
         "expires_in": issuer.ttl,

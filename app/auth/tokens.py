@@ -38,8 +38,10 @@ class TokenIssuer:
         }
         return jwt.encode(claims, self.key, algorithm=ALGORITHM)
 
-    def access_token(self, principal: Principal, access: list[dict]) -> str:
-        return self._sign(principal, {"typ": "access", "access": access}, self.ttl)
+    def access_token(self, principal: Principal, access: list[dict], ci: dict | None = None) -> str:
+        """`ci`: the OIDC claims of the CI job behind the principal, carried for the audit log."""
+        extra = {"typ": "access", "access": access, **({"ci": ci} if ci else {})}
+        return self._sign(principal, extra, self.ttl)
 
     def refresh_token(self, principal: Principal) -> str:
         return self._sign(principal, {"typ": "refresh"}, self.refresh_ttl)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.cli import accounts, bootstrap, gc, tenants, uploads
+from app.cli import accounts, audit, bootstrap, gc, tenants, uploads, vulns
 
 
 def register(app: Flask) -> None:
@@ -14,5 +14,7 @@ def register(app: Flask) -> None:
         *tenants.COMMANDS,
         *uploads.COMMANDS,
         *gc.COMMANDS,
+        *audit.COMMANDS,
+        *vulns.COMMANDS,
     ):
         app.cli.add_command(command)

@@ -10,6 +10,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from app.access import audit_log
 from app.models.transaction import unit_of_work
 from app.registry import gc, manifest_store
 from app.registry.uploads import sweep_abandoned
@@ -22,11 +23,15 @@ def _store():
 
 
 def run_once() -> gc.SweepResult:
-    """One pass of the background work: expire abandoned uploads, then collect garbage."""
+    """One pass of the background work: expire abandoned uploads, collect garbage, and purge
+    audit events past their retention."""
     settings = current_app.extensions["cargohold.settings"]
     with unit_of_work():
         sweep_abandoned(_store(), timedelta(seconds=settings.upload_max_age_seconds))
-    return gc.sweep(_store())
+    result = gc.sweep(_store())
+    with unit_of_work():
+        audit_log.purge(settings.audit_retention_days)
+    return result
 
 
 @gc_group.command("run")

@@ -13,6 +13,7 @@ from app.console import (  # noqa: F401
     session,
     templating,
     views_account,
+    views_audit,
     views_home,
     views_org,
     views_python,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import current_app, redirect, render_template, request, url_for
 from sqlalchemy import case, select
 
-from app.access import ACCOUNT_READ, access_tokens, throttle
-from app.access.policy import visible_registries
+from app.access import ACCOUNT_READ, access_tokens, audit, throttle
+from app.access.policy import principal_for, visible_registries
 from app.auth.credentials import record_failed_login
 from app.console import session as console_session
 from app.console.blueprint import bp
@@ -94,6 +94,7 @@ def sign_in():
     wait = throttle.retry_after(account, address)
     if wait is not None:
         LOGIN_FAILURES.labels("throttled").inc()
+        audit.login_throttled(username, "console")
         raise TooManyRequests(
             "Too many failed sign-ins. Try again in a few minutes.",
             headers={"Retry-After": str(wait)},
@@ -104,11 +105,12 @@ def sign_in():
         identity = current_app.extensions["cargohold.identity"]
         user = identity.authenticate(username, password)
     if user is None or user.is_robot:
-        record_failed_login(account, address)
+        record_failed_login(account, address, username, "console")
         notice("Wrong username or password.", "error")
         return render_template("console/sign_in.html", next=nxt, username=username), 401
     throttle.succeeded(account)
     console_session.begin(user)
+    audit.login_succeeded(principal_for(user), "console")
     return redirect(_safe_next(nxt))
 
 

@@ -9,6 +9,7 @@ from packaging.version import Version
 from readme_renderer import markdown, rst, txt
 
 from app.access.policy import find_registry
+from app.console import vulnerabilities
 from app.console.blueprint import bp, form_of
 from app.console.templating import base_url, notice
 from app.errors import NotFound
@@ -95,6 +96,7 @@ def python_project(org: str, registry: str, project: str):
         may_delete=permits("delete", "registry", org=org, registry=registry),
         index=index,
         public=target.registry.public,
+        vulns=vulnerabilities.for_files(target.registry.id, chosen),
     )
 
 

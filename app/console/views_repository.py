@@ -7,7 +7,7 @@ from flask import current_app, redirect, render_template, request, url_for
 from sqlalchemy import exists, select
 
 from app import digests
-from app.console import artifacts
+from app.console import artifacts, vulnerabilities
 from app.console.blueprint import bp, form_of
 from app.console.kinds import LABELS, kind_of
 from app.console.pagination import pager
@@ -50,7 +50,7 @@ def repository(org: str, registry: str, repo: str):
     pg, upg = pager("page"), pager("upage")
     tag_rows, more_tags = pg.window(
         db.session.execute(
-            select(Tag.name, Tag.updated_at, Manifest)
+            select(Tag.name, Tag.updated_at, Tag.pushed_by, Manifest)
             .join(Manifest, Manifest.id == Tag.manifest_id)
             .where(Tag.repository_id == found.id)
             .order_by(Tag.name)
@@ -142,6 +142,7 @@ def artifact(org: str, registry: str, repo: str, reference: str):
         may_delete=_may_delete(org, registry, repo),
         signature=signing.status_of(_store(), found, manifest),
         signature_policy=signing_keys.find_policy(found.registry_id),
+        vulns=vulnerabilities.for_manifest(found, manifest),
     )
 
 

@@ -1,5 +1,6 @@
 """SQLAlchemy models. SQLite for the embedded default, PostgreSQL in production."""
 
+from app.models.audit import AuditEvent
 from app.models.base import db
 from app.models.content import Blob, BlobLink, Manifest, Repository, Tag, Upload
 from app.models.lifecycle import GcCandidate, GcStats, ManifestReference, TagRule
@@ -16,9 +17,24 @@ from app.models.tenancy import (
     TrustPolicy,
     User,
 )
+from app.models.vulnerabilities import (
+    Advisory,
+    AffectedPackage,
+    VulnAllowance,
+    VulnDatabaseVersion,
+    VulnPolicy,
+    VulnReport,
+)
 
 __all__ = [
     "AccessToken",
+    "AuditEvent",
+    "Advisory",
+    "AffectedPackage",
+    "VulnAllowance",
+    "VulnDatabaseVersion",
+    "VulnPolicy",
+    "VulnReport",
     "Invitation",
     "LoginThrottle",
     "RegistryGrant",

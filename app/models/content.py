@@ -62,6 +62,8 @@ class Manifest(db.Model):
     subject_digest: Mapped[str | None] = mapped_column(String(150))
     annotations: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Who first pushed it: kept on the row, as the audit log's rows expire.
+    pushed_by: Mapped[str | None] = mapped_column(String(64))
     tags: Mapped[list[Tag]] = relationship(back_populates="manifest", passive_deletes=True)
 
 
@@ -75,6 +77,8 @@ class Tag(db.Model):
         ForeignKey("manifests.id", ondelete="CASCADE"), index=True
     )
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Who last pointed the tag at its manifest.
+    pushed_by: Mapped[str | None] = mapped_column(String(64))
     manifest: Mapped[Manifest] = relationship(back_populates="tags")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import db, utcnow
@@ -27,7 +27,7 @@ class User(db.Model):
     description: Mapped[str | None] = mapped_column(String(255))
     # Bumped by every password change or reset. Registry tokens and refresh tokens minted from
     # the password carry it and stop working once it moves on; a web session can do the same.
-    credential_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
+    credential_epoch: Mapped[int] = mapped_column(default=0, server_default=false())
     # The Cognito user pool's `sub` for users whose password Cognito checks; None for local ones.
     cognito_sub: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
 
@@ -51,6 +51,8 @@ class Registry(db.Model):
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
     name: Mapped[str] = mapped_column(String(64))
     public: Mapped[bool] = mapped_column(default=False)
+    # Whether pulls and downloads are audited too (writes always are).
+    audit_pulls: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     organisation: Mapped[Organisation] = relationship(back_populates="registries")
 

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from app import limits
+from app.access import audit
 from app.auth.credentials import current_caller
 from app.digests import CHUNK, is_digest
 from app.errors import CoreError
@@ -20,13 +21,13 @@ from app.registry import (
     catalog,
     deletion,
     manifest_store,
-    pull_policy,
     repositories,
     uploads,
 )
 from app.registry.errors import RegistryError
 from app.registry.manifests import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX
 from app.registry.names import RepoName, parse_repository
+from app.registry.pull_policy import check_manifest_pull
 from app.web import distribution_error, send_blob
 
 bp = Blueprint("oci", __name__)
@@ -127,8 +128,8 @@ def get_manifest(name: RepoName, reference: str):
             f"{reference} is an image index ({manifest.media_type}) and the request's Accept "
             "header does not allow one",
         )
-    # Registry policies (signatures, ...) may refuse the pull: one hook, app/registry/pull_policy.
-    pull_policy.admit(
+    # Registry policies (signatures, vulnerabilities) may refuse the pull: one hook.
+    check_manifest_pull(
         _store(),
         repo,
         manifest,
@@ -146,6 +147,7 @@ def get_manifest(name: RepoName, reference: str):
         return Response(status=200, headers=headers)
     with _store().open(manifest.digest) as f:
         body = f.read()
+    audit.pulled(repo, "manifest.pull", reference, {"digest": manifest.digest})
     return Response(body, status=200, headers=headers)
 
 
@@ -202,6 +204,8 @@ def get_blob(name: RepoName, digest: str):
     size = blobs.linked_size(repo, digest)
     if size is None or store.stat(digest) is None:
         raise RegistryError("BLOB_UNKNOWN", f"blob {digest} is not in repository {name.full}")
+    if request.method == "GET":
+        audit.pulled(repo, "blob.pull", digest, {"size": size})
     return send_blob(
         store,
         digest,

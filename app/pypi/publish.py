@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app import digests
-from app.access import Principal
+from app.access import Principal, audit
 from app.errors import Unavailable
 from app.models import PythonFile, PythonProject, Repository, db
 from app.models.base import utcnow
@@ -323,4 +323,17 @@ def upload(
         if existing is None:
             raise
         return existing, False
+    audit.record(
+        "python.upload",
+        org=target.org,
+        registry=target.registry_name,
+        repository=target.repo_name(checked.dist.project).full,
+        reference=row.filename,
+        details={
+            "project": checked.dist.project,
+            "version": row.version,
+            "sha256": row.sha256,
+            "size": row.size,
+        },
+    )
     return row, True

@@ -14,10 +14,10 @@ from datetime import UTC
 from flask import Blueprint, Response, current_app, jsonify, redirect, request, url_for
 
 from app import limits
-from app.access import RegistryResource
+from app.access import RegistryResource, audit
 from app.access.policy import find_registry
 from app.auth.credentials import current_caller
-from app.errors import CoreError
+from app.errors import CoreError, Denied
 from app.gate import LATER, Target, kind, require, requires
 from app.models import PythonFile
 from app.pypi import cli, publish, simple
@@ -27,6 +27,7 @@ from app.pypi.index import root_page
 from app.registry.python import files as listing
 from app.registry.python import withdraw
 from app.registry.python.names import normalize, repository
+from app.registry.vulnerabilities.pulls import file_refusal
 from app.web import BASIC_CHALLENGE, drain_request_body, read_json_body, send_blob
 
 bp = Blueprint("pypi", __name__, url_prefix="/api/v1/<org>/<registry>/python", cli_group="python")
@@ -218,6 +219,11 @@ def download(org: str, registry: str, project: str, filename: str):
             raise not_found()
         return _send_blob(f.metadata_digest, filename, target.registry.public)
     f = listing.find_file(target, project, filename)
+    if refusal := file_refusal(f):
+        raise Denied(refusal)
+    if request.method == "GET":
+        repository = target.repo_name(normalize(project)).full
+        audit.downloaded(target.registry, org, repository, f.filename)
     return _send_blob(f.digest, f.filename, target.registry.public)
 
 

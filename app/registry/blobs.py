@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 
 from app import digests
+from app.access import audit
 from app.models import Blob, BlobLink, Repository, db
 from app.models.upsert import insert_ignore
 from app.registry import gc, repositories
@@ -90,4 +91,5 @@ def unlink(repo: Repository, digest: str) -> bool:
     )
     if result.rowcount > 0:
         gc.note([digest])
+        audit.on_repository("blob.delete", repo, digest)
     return result.rowcount > 0

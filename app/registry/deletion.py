@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 
 from app import digests
+from app.access import audit
 from app.models import Manifest, ManifestReference, Repository, Tag, db
 from app.registry import blobs, gc, immutability, manifest_store, manifests
 from app.registry.errors import RegistryError
@@ -126,4 +127,9 @@ def delete_manifest(repo: Repository, digest: str) -> list[Removal]:
     db.session.execute(delete(Tag).where(Tag.manifest_id.in_(ids)))
     db.session.execute(delete(Manifest).where(Manifest.id.in_(ids)))
     db.session.flush()
+    for removal in removals:
+        details = {"tags": list(removal.tags), "reason": removal.reason}
+        if removal.artifact_type:
+            details["artifact_type"] = removal.artifact_type
+        audit.on_repository("manifest.delete", repo, removal.digest, details)
     return removals

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import delete, exists, func, select, update
 
+from app.access import audit
 from app.models import Blob, BlobLink, GcCandidate, GcStats, Manifest, ManifestReference, db
 from app.models.base import utcnow
 from app.models.transaction import unit_of_work
@@ -138,6 +139,8 @@ def _remove(store: BlobStore, marked: list[tuple[str, int]], result: SweepResult
         db.session.execute(delete(Blob).where(Blob.digest.in_(gone), Blob.state == DELETING))
         freed = sum(s for _, s in marked)
         _add_stats(len(gone), freed)
+        # Content is global: its deletion is a site-wide event, by the collector.
+        audit.record_many("gc.delete", ((d, {"size": s}) for d, s in marked), audit.COLLECTOR)
     result.deleted.extend(d for d, _ in marked)
     result.bytes_reclaimed += sum(s for _, s in marked)
 

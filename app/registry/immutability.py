@@ -8,8 +8,9 @@ from fnmatch import fnmatchcase
 
 from sqlalchemy import select
 
-from app.errors import Invalid
-from app.models import Repository, Tag, TagRule, db
+from app.access import audit
+from app.errors import Invalid, NotFound
+from app.models import Registry, Repository, Tag, TagRule, db
 from app.registry.errors import RegistryError
 
 # Tag characters plus the glob's * and ?; no brackets, so a pattern reads as it matches.
@@ -43,10 +44,46 @@ def guard_move(repo: Repository, tag: str, manifest_id: int) -> None:
     if current is None or current == manifest_id:
         return
     if (pattern := rule_for(repo.registry_id, tag)) is not None:
+        audit.refusal_on_repository("tag.move", repo, tag, f"immutable (rule {pattern!r})")
         raise _refuse(tag, pattern, "moved")
 
 
 def guard_delete(repo: Repository, tags: list[str] | tuple[str, ...]) -> None:
     for tag in tags:
         if (pattern := rule_for(repo.registry_id, tag)) is not None:
+            why = f"immutable (rule {pattern!r})"
+            audit.refusal_on_repository("tag.delete", repo, tag, why)
             raise _refuse(tag, pattern, "deleted")
+
+
+def _names(registry: Registry) -> tuple[str, str]:
+    org = registry.organisation.name
+    return org, registry.name
+
+
+def add_rule(registry: Registry, pattern: str) -> TagRule | None:
+    """A new rule, or None when the registry has it already."""
+    pattern = check_pattern(pattern)
+    exists = db.session.execute(
+        select(TagRule).where(TagRule.registry_id == registry.id, TagRule.pattern == pattern)
+    ).scalar_one_or_none()
+    if exists is not None:
+        return None
+    rule = TagRule(registry_id=registry.id, pattern=pattern)
+    db.session.add(rule)
+    db.session.flush()
+    org, name = _names(registry)
+    details = {"id": rule.id, "pattern": pattern}
+    audit.record("immutability.create", org=org, registry=name, details=details)
+    return rule
+
+
+def remove_rule(registry: Registry, rule_id: int) -> None:
+    rule = db.session.get(TagRule, rule_id)
+    if rule is None or rule.registry_id != registry.id:
+        raise NotFound(f"rule {rule_id} not found")
+    details = {"id": rule.id, "pattern": rule.pattern}
+    db.session.delete(rule)
+    db.session.flush()
+    org, name = _names(registry)
+    audit.record("immutability.delete", org=org, registry=name, details=details)

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from sqlalchemy import delete, select
 
 from app import digests
+from app.access import audit
 from app.models import Manifest, ManifestReference, Repository, Tag, db
 from app.models.base import utcnow
 from app.models.ordering import bytewise
@@ -142,9 +143,11 @@ def put(
         subject_digest=parsed.subject.digest if parsed.subject else None,
         annotations=parsed.annotations,
         created_at=utcnow(),
+        pushed_by=pusher(),
     )
     manifest = find(repo, digest)
     _record_references(manifest, parsed)
+    before = _tagged(repo, tags)
     # One order for every writer: two pushes naming the same tags lock their rows alike
     # instead of deadlocking on PostgreSQL.
     for tag in sorted(set(tags)):
@@ -152,13 +155,48 @@ def put(
         upsert(
             Tag,
             ["repository_id", "name"],
-            ["manifest_id", "updated_at"],
+            ["manifest_id", "updated_at", "pushed_by"],
             repository_id=repo.id,
             name=tag,
             manifest_id=manifest.id,
             updated_at=utcnow(),
+            pushed_by=pusher(),
         )
+    _audit_push(repo, parsed, digest, sorted(set(tags)), before)
     return manifest, parsed
+
+
+def pusher() -> str:
+    """The name a pushed manifest or moved tag keeps as who pushed it."""
+    actor = audit.current()
+    return (actor.name or actor.kind)[:64]
+
+
+def _tagged(repo: Repository, tags: list[str]) -> dict[str, str]:
+    """Where the tags point now: tag -> manifest digest."""
+    if not tags:
+        return {}
+    rows = db.session.execute(
+        select(Tag.name, Manifest.digest)
+        .join(Manifest, Manifest.id == Tag.manifest_id)
+        .where(Tag.repository_id == repo.id, Tag.name.in_(set(tags)))
+    )
+    return {name: digest for name, digest in rows}
+
+
+def _audit_push(repo, parsed, digest: str, tags: list[str], before: dict[str, str]) -> None:
+    details = {"media_type": parsed.media_type, "size": parsed.size, "tags": tags}
+    if parsed.artifact_type:
+        details["artifact_type"] = parsed.artifact_type
+    if parsed.subject is not None:
+        details["subject"] = parsed.subject.digest
+    audit.on_repository("manifest.push", repo, digest, details)
+    for tag in tags:
+        old = before.get(tag)
+        if old is None:
+            audit.on_repository("tag.create", repo, tag, {"digest": digest})
+        elif old != digest:
+            audit.on_repository("tag.move", repo, tag, {"from": old, "to": digest})
 
 
 def delete_reference(repo: Repository, reference: str) -> None:
@@ -172,10 +210,15 @@ def delete_reference(repo: Repository, reference: str) -> None:
     # The manifest and everything it named may now be garbage; the collector decides later.
     gc.note([manifest.digest, *(references_of(manifest) if digests.is_digest(reference) else [])])
     if digests.is_digest(reference):
+        tags = sorted(
+            db.session.execute(select(Tag.name).where(Tag.manifest_id == manifest.id)).scalars()
+        )
         db.session.execute(delete(Tag).where(Tag.manifest_id == manifest.id))
         db.session.delete(manifest)
+        audit.on_repository("manifest.delete", repo, manifest.digest, {"tags": tags})
     else:
         db.session.execute(delete(Tag).where(Tag.repository_id == repo.id, Tag.name == reference))
+        audit.on_repository("tag.delete", repo, reference, {"digest": manifest.digest})
     db.session.flush()
 
 

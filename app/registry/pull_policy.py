@@ -1,6 +1,5 @@
-"""The one pull-time hook: every registry policy that may refuse a manifest pull (GET or HEAD,
-by tag or digest) is asked here, in turn. The OCI blueprint calls `admit` once it has found the
-manifest and before it answers; each policy lives in its own module."""
+"""What may be pulled: the one hook the manifest GET/HEAD path calls after finding a manifest.
+Each policy lives in its own module and raises a DENIED RegistryError when it refuses."""
 
 from __future__ import annotations
 
@@ -8,12 +7,21 @@ from collections.abc import Callable
 
 from app.models import Manifest, Repository
 from app.registry.signing import policy as signature_policy
+from app.registry.vulnerabilities import pulls as vulnerability_pulls
 from app.storage import BlobStore
 
 
-def admit(
-    store: BlobStore, repo: Repository, manifest: Manifest, may_push: Callable[[], bool]
+def _no() -> bool:
+    return False
+
+
+def check_manifest_pull(
+    store: BlobStore,
+    repo: Repository,
+    manifest: Manifest,
+    may_push: Callable[[], bool] = _no,
 ) -> None:
-    """Return when every policy admits the pull; raise RegistryError DENIED otherwise.
-    `may_push` says whether the caller may push to the registry (asked only when needed)."""
+    """`may_push`: whether the caller may push to the registry (asked only when a policy
+    needs it; the signature policy exempts writers, who fetch what they are about to sign)."""
     signature_policy.check(store, repo, manifest, may_push)
+    vulnerability_pulls.check_manifest(store, repo, manifest)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from packaging.version import InvalidVersion, Version
 from sqlalchemy import select
 
+from app.access import audit
 from app.errors import NotFound
 from app.models import Manifest, PythonFile, PythonProject, db
 from app.models.base import utcnow
@@ -48,7 +49,22 @@ def set_yanked(
         f.yanked_reason = (reason or None) if yanked else None
     proj.updated_at = utcnow()
     db.session.flush()
+    action = "python.yank" if yanked else "python.unyank"
+    for f in files:
+        _audit(action, target, proj, f, {"reason": reason} if yanked and reason else None)
     return files
+
+
+def _audit(action: str, target: Target, proj: PythonProject, f: PythonFile, extra=None) -> None:
+    details = {"project": proj.name, "version": f.version, "sha256": f.sha256, **(extra or {})}
+    audit.record(
+        action,
+        org=target.org,
+        registry=target.registry_name,
+        repository=str(target.repo_name(proj.name).full),
+        reference=f.filename,
+        details=details,
+    )
 
 
 def _drop_artifact(repo, proj: PythonProject, f: PythonFile) -> None:
@@ -90,6 +106,7 @@ def delete(
     now = utcnow()
     for f in files:
         f.deleted_at = now
+        _audit("python.delete", target, proj, f)
     proj.updated_at = now
     # Tombstones and the removal of manifests and links are one transaction.
     db.session.flush()
