@@ -12,6 +12,7 @@ export PATH="/usr/local/go/bin:$PATH"
 HELM_VERSION=v3.21.4
 ORAS_VERSION=v1.3.6
 CRANE_VERSION=v0.22.1
+COSIGN_VERSION=v3.1.3
 # The conformance module has no tags of its own; this is the revision the Go module proxy
 # serves. It tests the v1.1 specification when run with OCI_VERSION=1.1.
 CONFORMANCE_MODULE=github.com/opencontainers/distribution-spec/conformance
@@ -46,6 +47,8 @@ go_tool() {  # name module version
 go_tool oras oras.land/oras/cmd/oras "$ORAS_VERSION"
 go_tool crane github.com/google/go-containerregistry/cmd/crane "$CRANE_VERSION"
 go_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
+# cosign signs test images in both of its signature forms (tag scheme and sigstore bundle).
+go_tool cosign github.com/sigstore/cosign/v3/cmd/cosign "$COSIGN_VERSION"
 
 # The conformance suite is a test binary: build it in a scratch module that requires it.
 stamp="$BIN/.conformance-version"
@@ -90,6 +93,7 @@ printf '%-18s %s\n' \
   oras "$BIN/oras $(cat "$BIN/.oras-version")" \
   crane "$BIN/crane $(cat "$BIN/.crane-version")" \
   helm "$BIN/helm $(cat "$BIN/.helm-version")" \
+  cosign "$BIN/cosign $(cat "$BIN/.cosign-version")" \
   conformance.test "$BIN/conformance.test $(cat "$BIN/.conformance-version")" \
   hclfmt "$BIN/hclfmt $HCLFMT_VERSION" \
   checkov "$BIN/checkov $CHECKOV_VERSION" >&2

@@ -20,6 +20,7 @@ from app.console import (  # noqa: F401
     views_python,
     views_registry,
     views_repository,
+    views_signing,
 )
 from app.console.blueprint import bp
 

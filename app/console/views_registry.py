@@ -15,6 +15,7 @@ from app.console.templating import base_url, host
 from app.gate import permits, requires
 from app.models import Manifest, PythonFile, PythonProject, Repository, Tag, db
 from app.registry.python.names import NAMESPACE
+from app.registry.signing import keys as signing_keys
 
 SORTS = ("name", "pushed")
 
@@ -96,6 +97,8 @@ def registry(org: str, registry: str):
     )
     me = console_session.current_user()
     can_push = permits("push", "registry", org=org, registry=registry)
+    # The registry's signing keys, for those who manage them (/api/v1 changes them).
+    is_admin = permits("org:admin", "org", org=org)
     return render_template(
         "console/registry.html",
         org=org,
@@ -108,6 +111,8 @@ def registry(org: str, registry: str):
         projects=projects,
         pypi_namespace=NAMESPACE,
         can_push=can_push,
+        signing_keys=signing_keys.of_registry(reg.id) if is_admin else None,
+        signing_policy=signing_keys.find_policy(reg.id) if is_admin else None,
         snippets=snippets(base_url(), host(), org, registry, me.username if me else ""),
         insecure=base_url().startswith("http://"),
     )

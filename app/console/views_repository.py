@@ -18,6 +18,8 @@ from app.models import Manifest, Repository, Tag, db
 from app.registry import blobs, deletion, manifest_store
 from app.registry.errors import RegistryError
 from app.registry.names import is_reserved_path
+from app.registry.signing import keys as signing_keys
+from app.registry.signing import verify as signing
 from app.web import send_blob
 
 REPO = "/orgs/<org>/<registry>/r/<path:repo>"
@@ -142,6 +144,8 @@ def artifact(org: str, registry: str, repo: str, reference: str):
         chart=artifacts.helm_chart(_store(), config),
         tree=artifacts.referrers_tree(found, manifest.digest),
         may_delete=_may_delete(org, registry, repo),
+        signature=signing.status_of(_store(), found, manifest),
+        signature_policy=signing_keys.find_policy(found.registry_id),
         vulns=vulnerabilities.for_manifest(found, manifest),
     )
 

@@ -16,7 +16,14 @@ from app.digests import CHUNK, is_digest
 from app.errors import CoreError
 from app.gate import KINDS, Target, dispatches, kind, permits, requires
 from app.models import db
-from app.registry import blobs, catalog, deletion, manifest_store, repositories, uploads
+from app.registry import (
+    blobs,
+    catalog,
+    deletion,
+    manifest_store,
+    repositories,
+    uploads,
+)
 from app.registry.errors import RegistryError
 from app.registry.manifests import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX
 from app.registry.names import RepoName, parse_repository
@@ -121,7 +128,13 @@ def get_manifest(name: RepoName, reference: str):
             f"{reference} is an image index ({manifest.media_type}) and the request's Accept "
             "header does not allow one",
         )
-    check_manifest_pull(_store(), repo, manifest)
+    # Registry policies (signatures, vulnerabilities) may refuse the pull: one hook.
+    check_manifest_pull(
+        _store(),
+        repo,
+        manifest,
+        lambda: permits("push", "repository", by_role=True, name=name),
+    )
     headers = {
         "Docker-Content-Digest": manifest.digest,
         "ETag": f'"{manifest.digest}"',

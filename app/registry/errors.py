@@ -54,18 +54,22 @@ class RegistryError(CoreError):
         *,
         status: int | None = None,
         headers: dict[str, str] | None = None,
+        message: str | None = None,
     ):
-        message = detail if isinstance(detail, str) else code.replace("_", " ").lower()
-        super().__init__(message, headers=headers)
+        text = detail if isinstance(detail, str) else code.replace("_", " ").lower()
+        super().__init__(text, headers=headers)
         self.code = code
         self.detail = detail
         self.status = status or STATUS[code]
+        # Clients print the message alone (podman, skopeo): a refusal the caller must act on
+        # may put its reason there instead of the code's stock sentence.
+        self.body_message = message or MESSAGES[code]
 
     def __str__(self) -> str:
         return f"{self.code}: {self.detail}"
 
     def body(self) -> dict:
-        err: dict = {"code": self.code, "message": MESSAGES[self.code]}
+        err: dict = {"code": self.code, "message": self.body_message}
         if self.detail is not None:
             err["detail"] = self.detail
         return {"errors": [err]}

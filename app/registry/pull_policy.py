@@ -3,10 +3,25 @@ Each policy lives in its own module and raises a DENIED RegistryError when it re
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from app.models import Manifest, Repository
+from app.registry.signing import policy as signature_policy
 from app.registry.vulnerabilities import pulls as vulnerability_pulls
 from app.storage import BlobStore
 
 
-def check_manifest_pull(store: BlobStore, repo: Repository, manifest: Manifest) -> None:
+def _no() -> bool:
+    return False
+
+
+def check_manifest_pull(
+    store: BlobStore,
+    repo: Repository,
+    manifest: Manifest,
+    may_push: Callable[[], bool] = _no,
+) -> None:
+    """`may_push`: whether the caller may push to the registry (asked only when a policy
+    needs it; the signature policy exempts writers, who fetch what they are about to sign)."""
+    signature_policy.check(store, repo, manifest, may_push)
     vulnerability_pulls.check_manifest(store, repo, manifest)
