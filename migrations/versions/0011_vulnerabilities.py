@@ -2,7 +2,7 @@
 cached reports, per-registry policy and allow-list
 
 Revision ID: 0011_vulnerabilities
-Revises: 0007_audit_log
+Revises: 0010_signing_keys
 Create Date: 2026-11-25 16:37:06.920469
 
 """
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = "0011_vulnerabilities"
-down_revision = "0007_audit_log"
+down_revision = "0010_signing_keys"
 branch_labels = None
 depends_on = None
 
