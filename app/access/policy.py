@@ -110,6 +110,7 @@ def principal_for(user: User, token=None, workload: dict[str, str] | None = None
         token_id=token.id,
         read_only=token.scope == "read",
         registries=tuple(token.registries) if token.registries is not None else None,
+        workload=_workload_pairs(getattr(token, "workload_identity", None)),
     )
 
 

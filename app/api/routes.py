@@ -18,6 +18,7 @@ from app.access import (
     accounts,
     oidc,
     tenancy,
+    workload,
 )
 from app.access.policy import find_registry
 from app.api.framework import ApiError, field_of, json_body, route
@@ -489,6 +490,7 @@ def oidc_exchange():
         robot,
         f"oidc:{policy.name}",
         expires_at=utcnow() + OIDC_TOKEN_TTL,
+        workload_identity=workload.identity(claims),
     )
     return jsonify(
         {

@@ -130,7 +130,7 @@ def parse(raw: str) -> list[tuple[dict, Attestation]]:
 
 def _workflow_file(build_config: str, marker: str) -> str:
     """`release.yml` from `.../owner/repo/.github/workflows/release.yml@refs/tags/v1`."""
-    path = build_config.rsplit("@", 1)[0]
+    path = build_config.rsplit("@", 1)[0].removeprefix("https://")
     _, sep, rest = path.partition(marker)
     return rest if sep else ""
 
@@ -217,13 +217,22 @@ def _check_statement(payload: bytes, filename: str, sha256: str) -> str:
     return str(predicate_type)
 
 
+def describe(publisher: Publisher) -> str:
+    workflow = getattr(publisher, "workflow", None) or getattr(publisher, "workflow_filepath", "")
+    return f"{publisher.kind} {publisher.repository} {workflow}"
+
+
 def _verify_one(attestation: Attestation, publisher: Publisher, filename: str, sha256: str):
     try:
         bundle = attestation.to_bundle()
         # The publisher's own policy: issuer, source repository and workflow file all checked.
         media_type, payload = _verifier().verify_dsse(bundle, publisher._as_policy())  # noqa: SLF001
     except (SigstoreError, ValueError) as exc:
-        raise _unverified(str(exc) or type(exc).__name__) from None
+        why = str(exc) or type(exc).__name__
+        if "Trusted Publisher" in why or "OIDC" in why:
+            # The policy's own text dumps a whole certificate extension; name the identity.
+            why = f"it was not signed by the publisher {describe(publisher)}"
+        raise _unverified(why) from None
     if media_type != "application/vnd.in-toto+json":
         raise _unverified(f"expected an in-toto statement, got {media_type}")
     return _check_statement(payload, filename, sha256)
