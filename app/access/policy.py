@@ -60,12 +60,14 @@ class Principal:
 
     def limits(self) -> dict:
         """The token limits as JWT claims, so registry tokens carry them on."""
+        found: dict
         if self.token_id is None:
             found = {"ep": self.epoch} if self.authenticated else {}
-            if self.workload:
-                found["wl"] = dict(self.workload)
-            return found
-        return {"tid": self.token_id, "ro": self.read_only, "regs": self.registries}
+        else:
+            found = {"tid": self.token_id, "ro": self.read_only, "regs": self.registries}
+        if self.workload:
+            found["wl"] = dict(self.workload)
+        return found
 
     @classmethod
     def from_claims(cls, claims: dict) -> Principal:

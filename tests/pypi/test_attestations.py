@@ -432,3 +432,24 @@ def test_a_token_from_the_oidc_exchange_carries_the_workload(server, index, asse
     assert row["attestations"]["publisher"] == GITLAB_PUBLISHER
     assert row["workload_identity"]["subject"] == sub
     assert row["workload_identity"]["ci_config_ref_uri"] == claims["ci_config_ref_uri"]
+
+
+# ---- offline ----------------------------------------------------------------------------------
+
+
+def test_verification_needs_no_network(assets, monkeypatch):
+    """The trusted root is the one sigstore-python ships; nothing is fetched to verify."""
+    import socket
+
+    from app.pypi import attestations
+
+    def refuse(*_args, **_kw):
+        raise AssertionError("verification tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    attestations._verifier.cache_clear()
+    raw = json.dumps([attestation(assets, GITHUB_SDIST)])
+    digest = testdata.sha256(assets / GITHUB_SDIST)
+    verified, established_by = attestations.verify(raw, GITHUB_SDIST, digest, None)
+    assert verified.publisher == GITHUB_PUBLISHER and established_by == "certificate"
