@@ -18,7 +18,7 @@ import requests
 from tests.conftest import IN_CI
 from tests.console.conftest import Console
 from tests.pypi import attestation_assets, testdata
-from tests.pypi.conftest import BIN, Index, make_venv, run, twine
+from tests.pypi.conftest import BIN, Index, make_venv, run, twine, uv_publish
 from tests.pypi.dists import make_sdist, make_wheel, unique, upload
 from tests.support.oidc_issuer import Issuer
 
@@ -203,6 +203,18 @@ def test_a_raw_form_upload_with_a_gitlab_attestation(index, assets):
     assert r.status_code == 200, r.text
     served = provenance_of(index, "gitlab-oidc-project", GITLAB_SDIST).json()
     assert served["attestation_bundles"][0]["publisher"] == GITLAB_PUBLISHER
+
+
+def test_uv_publish_sends_the_attestations_beside_a_file(index, assets, tmp_path, env):
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    for name in (GITLAB_SDIST, f"{GITLAB_SDIST}.publish.attestation"):
+        shutil.copy(assets / name, dist / name)
+    # As `uv publish dist/*`: the attestation is grouped with the file it names.
+    proc = uv_publish(index, sorted(dist.iterdir()), env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    served = provenance_of(index, "gitlab-oidc-project", GITLAB_SDIST).json()
+    assert served["attestation_bundles"][0]["attestations"] == [attestation(assets, GITLAB_SDIST)]
 
 
 def test_the_integrity_api_without_provenance_is_404(index, tmp_path):
