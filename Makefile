@@ -34,11 +34,11 @@ image: tools
 	scripts/image.sh
 
 lint: install
-	$(VENV)/bin/ruff check app worker lambda_signup scripts tests bench wsgi.py gunicorn.conf.py
-	$(VENV)/bin/ruff format --check app worker lambda_signup scripts tests bench wsgi.py gunicorn.conf.py
+	$(VENV)/bin/ruff check app worker lambda_signup scripts tests bench migrations wsgi.py gunicorn.conf.py
+	$(VENV)/bin/ruff format --check app worker lambda_signup scripts tests bench migrations wsgi.py gunicorn.conf.py
 
 format: install
-	$(VENV)/bin/ruff format app worker lambda_signup scripts tests bench wsgi.py gunicorn.conf.py
+	$(VENV)/bin/ruff format app worker lambda_signup scripts tests bench migrations wsgi.py gunicorn.conf.py
 
 # Cargohold side by side with Distribution, pypiserver and devpi; regenerates docs/benchmarks.md.
 bench: install

@@ -29,8 +29,8 @@ fi
 if [ -z "${CARGOHOLD_PYTHON_TESTDATA:-}" ] && [ -d ../shared/testdata/python ]; then
   export CARGOHOLD_PYTHON_TESTDATA="$PWD/../shared/testdata/python"
 fi
-"$VENV/bin/ruff" check app worker lambda_signup scripts tests bench wsgi.py gunicorn.conf.py
-"$VENV/bin/ruff" format --check app worker lambda_signup scripts tests bench wsgi.py gunicorn.conf.py
+"$VENV/bin/ruff" check app worker lambda_signup scripts tests bench migrations wsgi.py gunicorn.conf.py
+"$VENV/bin/ruff" format --check app worker lambda_signup scripts tests bench migrations wsgi.py gunicorn.conf.py
 if [ $# -gt 0 ]; then
   "$VENV/bin/pytest" -ra "$@"
   exit

@@ -624,6 +624,21 @@ def test_failed_token_logins_lock_only_the_token_tried(per_token_server):
     assert requests.get(token_url, auth=("alice", srv.users["alice"])).status_code == 200
 
 
+def test_wrong_current_passwords_count_as_failed_logins(per_token_server):
+    srv = per_token_server
+    name, password = unique("guess"), "right-" + secrets.token_hex(8)
+    srv.flask("user", "create", name, f"--password={password}")
+    s = api(srv, name, password)
+    body = {"current_password": "wrong-" + secrets.token_hex(4), "new_password": "x" * 12}
+    for _ in range(3):
+        r = call(s, "POST", "/user/password", json=body)
+        assert r.status_code == 400 and error_code(r) == "INVALID", r.text
+    # The guesses were kept although each request was refused, and the correct Basic login of
+    # each request (which clears the account's own count) did not clear them.
+    r = call(s, "POST", "/user/password", json={**body, "current_password": password})
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0, r.text
+
+
 def test_short_passwords_are_refused(server):
     with pytest.raises(subprocess.CalledProcessError) as failed:
         server.flask("user", "create", "shorty", "--password", "short")

@@ -12,7 +12,7 @@ from flask import current_app
 
 from app.access import access_tokens, throttle
 from app.access.policy import Principal
-from app.errors import Denied, Invalid
+from app.errors import Denied, Invalid, TooManyRequests
 from app.models import AccessToken, User, db
 
 
@@ -33,15 +33,24 @@ def _set(user: User, new_password: str) -> None:
 
 
 def change_password(user: User, current_password: str, new_password: str) -> None:
-    """The account holder's own change: the current password must be right. Wrong ones count
-    as failed logins of the account, so a stolen session cannot guess it at leisure."""
-    account = throttle.account(user.username, current_password)
-    if throttle.retry_after(account, None) is not None:
-        raise WrongPassword("too many wrong passwords; try again later")
+    """The account holder's own change: the current password must be right. A wrong one counts
+    as a failed login of the account, and also under a key of the change alone, which the
+    request's own successful Basic login does not clear, so a stolen session or password cannot
+    guess at leisure. The caller keeps the count when this raises WrongPassword
+    (`credentials.keep_failure_count`)."""
+    keys = (throttle.account(user.username, current_password), f"password-change:{user.id}")
+    for key in keys:
+        wait = throttle.retry_after(key, None)
+        if wait is not None:
+            raise TooManyRequests(
+                "too many wrong passwords; try again later", headers={"Retry-After": str(wait)}
+            )
     proved = _identity().authenticate(user.username, current_password)
     if proved is None or proved.id != user.id:
-        throttle.failed(account, None)
+        for key in keys:
+            throttle.failed(key, None)
         raise WrongPassword("the current password is not right")
+    throttle.succeeded(keys[1])
     _set(user, new_password)
 
 

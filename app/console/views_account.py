@@ -11,7 +11,7 @@ from app.auth.credentials import keep_failure_count
 from app.console import session as console_session
 from app.console.blueprint import bp, form_of
 from app.console.templating import notice
-from app.errors import Invalid, NotFound
+from app.errors import Invalid, NotFound, TooManyRequests
 from app.gate import requires
 from app.models import AccessToken, Organisation, db
 from app.models.base import utcnow
@@ -96,6 +96,9 @@ def change_password():
         accounts.change_password(user, request.form.get("current_password", ""), new)
     except accounts.WrongPassword as exc:
         keep_failure_count()  # counted by change_password
+        notice(str(exc).capitalize() + ".", "error")
+        return redirect(url_for("console.account"))
+    except TooManyRequests as exc:
         notice(str(exc).capitalize() + ".", "error")
         return redirect(url_for("console.account"))
     console_session.refresh_credentials(user)
