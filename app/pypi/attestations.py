@@ -83,10 +83,6 @@ class Verified:
         }
 
 
-class Refused(Exception):
-    pass
-
-
 @functools.cache
 def _verifier() -> Verifier:
     root = resources.files("sigstore._store").joinpath(TRUSTED_ROOT)
@@ -159,7 +155,10 @@ def publisher_from_workload(workload: dict[str, str]) -> Publisher:
 
 
 def publisher_from_certificate(attestation: Attestation) -> Publisher:
-    claims = attestation.certificate_claims
+    try:
+        claims = attestation.certificate_claims
+    except ValueError:
+        raise _unverified("the signing certificate cannot be read") from None
     issuer = claims.get(OID_ISSUER, "")
     source = claims.get(OID_SOURCE_REPOSITORY, "")
     build_config = claims.get(OID_BUILD_CONFIG, "")
@@ -217,9 +216,11 @@ def _check_statement(payload: bytes, filename: str, sha256: str) -> str:
     return str(predicate_type)
 
 
-def describe(publisher: Publisher) -> str:
-    workflow = getattr(publisher, "workflow", None) or getattr(publisher, "workflow_filepath", "")
-    return f"{publisher.kind} {publisher.repository} {workflow}"
+def describe(publisher: dict) -> str:
+    """One line naming a publisher: `GitHub trailofbits/pypi-attestations release.yml`."""
+    workflow = publisher.get("workflow") or publisher.get("workflow_filepath") or ""
+    parts = [publisher.get("kind"), publisher.get("repository"), workflow]
+    return " ".join(str(p) for p in parts if p)
 
 
 def _verify_one(attestation: Attestation, publisher: Publisher, filename: str, sha256: str):
@@ -231,7 +232,7 @@ def _verify_one(attestation: Attestation, publisher: Publisher, filename: str, s
         why = str(exc) or type(exc).__name__
         if "Trusted Publisher" in why or "OIDC" in why:
             # The policy's own text dumps a whole certificate extension; name the identity.
-            why = f"it was not signed by the publisher {describe(publisher)}"
+            why = f"it was not signed by the publisher {describe(publisher.model_dump())}"
         raise _unverified(why) from None
     if media_type != "application/vnd.in-toto+json":
         raise _unverified(f"expected an in-toto statement, got {media_type}")

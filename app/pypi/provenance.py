@@ -19,7 +19,7 @@ import json
 from app import digests
 from app.access import Principal
 from app.models import Repository
-from app.pypi.attestations import Verified
+from app.pypi.attestations import Verified, describe
 from app.registry import blobs, manifest_store, uploads
 from app.registry.manifests import OCI_MANIFEST
 from app.storage import BlobStore
@@ -52,13 +52,6 @@ def _put(store: BlobStore, repo: Repository, principal: Principal, data: bytes) 
 
 def _layer(media_type: str, digest: str, data: bytes, notes: dict[str, str]) -> dict:
     return {"mediaType": media_type, "digest": digest, "size": len(data), "annotations": notes}
-
-
-def describe(publisher: dict) -> str:
-    """One line naming a publisher: `GitHub trailofbits/pypi-attestations release.yml`."""
-    workflow = publisher.get("workflow") or publisher.get("workflow_filepath") or ""
-    parts = [publisher.get("kind"), publisher.get("repository"), workflow]
-    return " ".join(str(p) for p in parts if p)
 
 
 def store_referrer(

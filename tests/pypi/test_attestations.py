@@ -286,6 +286,10 @@ def test_tampered_attestations_are_refused_and_nothing_is_stored(index, assets, 
     statement["subject"][0]["digest"]["sha256"] = "0" * 64
     edited["envelope"]["statement"] = base64.b64encode(json.dumps(statement).encode()).decode()
     refused(sdist, "0.0.19", [edited], "Could not verify")
+    # A certificate that is not one.
+    garbled = json.loads(json.dumps(good))
+    garbled["verification_material"]["certificate"] = base64.b64encode(b"not DER").decode()
+    refused(sdist, "0.0.19", [garbled], "Could not verify")
     # Malformed or unbounded fields, refused before anything is verified.
     refused(sdist, "0.0.19", "not json", "Invalid attestations")
     refused(sdist, "0.0.19", {"version": 1}, "Invalid attestations")
