@@ -469,3 +469,41 @@ def test_verification_needs_no_network(assets, monkeypatch):
     digest = testdata.sha256(assets / GITHUB_SDIST)
     verified, established_by = attestations.verify(raw, GITHUB_SDIST, digest, None)
     assert verified.publisher == GITHUB_PUBLISHER and established_by == "certificate"
+
+
+def test_the_workload_identity_keeps_known_claims_bounded():
+    from app.access import workload
+    from app.access.policy import Principal
+
+    claims = {
+        "iss": "https://token.actions.githubusercontent.com/",
+        "sub": "repo:acme/app:ref:refs/heads/main",
+        "repository": "acme/app",
+        "workflow_ref": "acme/app/.github/workflows/release.yml@refs/heads/main",
+        "run_id": 12345,
+        "ref": "x" * 2000,
+        "environment": None,
+        "runner_environment": "github-hosted",
+        "aud": "cargohold",
+        "exp": 1,
+        "job_id": True,
+        "sha": {"not": "a string"},
+    }
+    found = workload.identity(claims)
+    assert found == {
+        "issuer": "https://token.actions.githubusercontent.com",
+        "subject": "repo:acme/app:ref:refs/heads/main",
+        "repository": "acme/app",
+        "workflow_ref": "acme/app/.github/workflows/release.yml@refs/heads/main",
+        "run_id": "12345",
+        "ref": "x" * workload.MAX_VALUE,
+    }
+    # Registry tokens minted for such a principal carry the workload on.
+    principal = Principal("robot", 7, "acme+ci", workload=tuple(sorted(found.items())))
+    assert (
+        Principal.from_claims({"kind": "robot", "uid": 7, "sub": "acme+ci", **principal.limits()})
+        == principal
+    )
+    with_token = Principal("robot", 7, "acme+ci", token_id=3, workload=principal.workload)
+    claims_out = {"kind": "robot", "uid": 7, "sub": "acme+ci", **with_token.limits()}
+    assert Principal.from_claims(claims_out).workload == principal.workload
