@@ -65,6 +65,7 @@ REQUIREMENTS: dict[str, str] = {
     "GET pypi.project_redirect": "pull",
     "GET pypi.project_page": "pull",
     "GET pypi.download": "pull",
+    "GET pypi.provenance_object": "pull",
     "GET pypi.project_detail": "pull",
     "POST pypi.yank_file": "push",
     "DELETE pypi.yank_file": "push",

@@ -51,8 +51,10 @@ def create(
     scope: str = "read-write",
     registries: list[str] | None = None,
     expires_at: datetime | None = None,
+    workload_identity: dict[str, str] | None = None,
 ) -> tuple[AccessToken, str]:
-    """Return the row and the plaintext token, which is never stored or shown again."""
+    """Return the row and the plaintext token, which is never stored or shown again.
+    `workload_identity`: the CI workload a trust policy's exchange issued it to."""
     name = (name or "").strip()
     if not name or len(name) > 64:
         raise Invalid("a token needs a name of 1 to 64 characters")
@@ -76,6 +78,7 @@ def create(
         user_id=user.id,
         name=name,
         scope=scope,
+        workload_identity=workload_identity,
         registries=registries,
         expires_at=expires_at,
     )

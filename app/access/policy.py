@@ -46,6 +46,9 @@ class Principal:
     registries: tuple[str, ...] | None = None
     # The account's credential epoch when a password proved the principal (see accounts.py).
     epoch: int = 0
+    # For a robot proved by a CI ID token: the workload's issuer, subject and the repository and
+    # workflow claims (`app.access.workload`), as sorted (name, value) pairs.
+    workload: tuple[tuple[str, str], ...] = ()
 
     @property
     def authenticated(self) -> bool:
@@ -57,9 +60,14 @@ class Principal:
 
     def limits(self) -> dict:
         """The token limits as JWT claims, so registry tokens carry them on."""
+        found: dict
         if self.token_id is None:
-            return {"ep": self.epoch} if self.authenticated else {}
-        return {"tid": self.token_id, "ro": self.read_only, "regs": self.registries}
+            found = {"ep": self.epoch} if self.authenticated else {}
+        else:
+            found = {"tid": self.token_id, "ro": self.read_only, "regs": self.registries}
+        if self.workload:
+            found["wl"] = dict(self.workload)
+        return found
 
     @classmethod
     def from_claims(cls, claims: dict) -> Principal:
@@ -72,17 +80,31 @@ class Principal:
             read_only=bool(claims.get("ro", False)),
             registries=tuple(regs) if regs is not None else None,
             epoch=int(claims.get("ep") or 0),
+            workload=_workload_pairs(claims.get("wl")),
         )
+
+
+def _workload_pairs(found) -> tuple[tuple[str, str], ...]:
+    if not isinstance(found, dict):
+        return ()
+    return tuple(sorted((str(k), str(v)) for k, v in found.items()))
 
 
 ANONYMOUS = Principal("anonymous")
 
 
-def principal_for(user: User, token=None) -> Principal:
-    """The principal for a user or robot, narrowed by the access token that proved it."""
+def principal_for(user: User, token=None, workload: dict[str, str] | None = None) -> Principal:
+    """The principal for a user or robot, narrowed by the access token that proved it; a robot
+    proved by a CI ID token carries that workload's identity."""
     kind = "robot" if user.is_robot else "user"
     if token is None:
-        return Principal(kind, user.id, user.username, epoch=user.credential_epoch or 0)
+        return Principal(
+            kind,
+            user.id,
+            user.username,
+            epoch=user.credential_epoch or 0,
+            workload=_workload_pairs(workload),
+        )
     return Principal(
         kind,
         user.id,
@@ -90,6 +112,7 @@ def principal_for(user: User, token=None) -> Principal:
         token_id=token.id,
         read_only=token.scope == "read",
         registries=tuple(token.registries) if token.registries is not None else None,
+        workload=_workload_pairs(getattr(token, "workload_identity", None)),
     )
 
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from flask import current_app, jsonify, request
 
-from app.access import ORG_ADMIN, access_tokens, oidc, tenancy
+from app.access import ORG_ADMIN, access_tokens, oidc, tenancy, workload
 from app.api.framework import ApiError, field_of, json_body, route
 from app.api.shapes import TOKEN_BODY, created, new_token, policy_json, robot_json
 from app.models import AccessToken, db
@@ -152,6 +152,7 @@ def oidc_exchange():
         robot,
         f"oidc:{policy.name}",
         expires_at=utcnow() + OIDC_TOKEN_TTL,
+        workload_identity=workload.identity(claims),
     )
     return jsonify(
         {

@@ -16,7 +16,7 @@ from flask import Flask, current_app, g, request
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.access import Principal, access_tokens, accounts, audit, oidc, throttle
+from app.access import Principal, access_tokens, accounts, audit, oidc, throttle, workload
 from app.access.policy import ANONYMOUS, principal_for
 from app.caching import BoundedCache
 from app.errors import TooManyRequests, Unauthenticated
@@ -63,11 +63,11 @@ def _authenticate(username: str, password: str) -> Principal | None:
         if password.count(".") != 2:
             return None  # robots have no password
         try:
-            oidc.verify(robot, password)
+            _, claims = oidc.verify(robot, password)
         except oidc.OIDCError as exc:
             current_app.logger.warning("OIDC login for %s refused: %s", robot.username, exc)
             return None
-        return principal_for(robot)
+        return principal_for(robot, workload=workload.identity(claims))
     key = _VERIFIED.key(username, password)
     hit = _VERIFIED.get(key)
     if hit is not None:

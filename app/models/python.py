@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import db, utcnow
@@ -61,6 +61,13 @@ class PythonFile(db.Model):
     yanked: Mapped[bool] = mapped_column(default=False)
     yanked_reason: Mapped[str | None] = mapped_column(Text)
     deleted_at: Mapped[datetime | None] = mapped_column()
+    # PEP 740: the provenance object's sha256 (a layer of the file's attestation referrer) and
+    # its publisher; both None for a file uploaded without attestations.
+    provenance_sha256: Mapped[str | None] = mapped_column(String(64))
+    publisher: Mapped[dict | None] = mapped_column(JSON)
+    # The CI workload (OIDC issuer, subject, repository and workflow claims) whose trust
+    # policy the upload came through; None for uploads by people and access tokens.
+    workload_identity: Mapped[dict | None] = mapped_column(JSON)
     project: Mapped[PythonProject] = relationship(back_populates="files")
 
     @property

@@ -96,6 +96,9 @@ class AccessToken(db.Model):
     expires_at: Mapped[datetime | None] = mapped_column()
     last_used_at: Mapped[datetime | None] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
+    # A token a trust policy's exchange issued: the CI workload's issuer, subject and claims
+    # (`app.access.workload`), recorded with what it uploads.
+    workload_identity: Mapped[dict | None] = mapped_column(JSON)
 
 
 class TrustPolicy(db.Model):

@@ -25,7 +25,7 @@ from app.errors import Unavailable
 from app.models import PythonFile, PythonProject, Repository, db
 from app.models.base import utcnow
 from app.models.upsert import insert_ignore
-from app.pypi import artifact, distributions
+from app.pypi import artifact, attestations, distributions, provenance
 from app.pypi.distributions import SDIST, WHEEL, CoreMetadata, DistFilename
 from app.pypi.errors import bad_request
 from app.pypi.form import UploadForm
@@ -48,6 +48,8 @@ class Checked:
     dist: DistFilename
     meta: CoreMetadata
     meta_bytes: bytes
+    # PEP 740: the verified attestations and how their publisher was established, if any.
+    attested: tuple[attestations.Verified, str] | None = None
 
 
 # ---- PyPI's rules ---------------------------------------------------------------------------
@@ -186,12 +188,25 @@ def _check_release(project: PythonProject | None, dist: DistFilename) -> None:
             raise bad_request(f"Only one sdist may be uploaded per release ({filename!r} exists).")
 
 
-def _check(target: Target, form: UploadForm, spool: BinaryIO) -> Checked | PythonFile:
+def _attest(form: UploadForm, dist: DistFilename, principal: Principal):
+    """The upload's attestations verified against the file, or None when it sends none."""
+    raw = form.get(attestations.FIELD)
+    if not raw:
+        return None
+    workload = dict(principal.workload) if principal.workload else None
+    return attestations.verify(raw, dist.filename, form.sha256, workload)
+
+
+def _check(
+    target: Target, form: UploadForm, spool: BinaryIO, principal: Principal
+) -> Checked | PythonFile:
     """Every rule, cheapest first; the identical live file when this is a re-upload."""
     name, version, filetype = _check_form(form)
     assert form.filename is not None
     dist = distributions.parse_filename(form.filename)
     _check_filename(dist, name, version, filetype)
+    # Before the reuse rule: a bad attestation is refused even with a re-upload.
+    attested = _attest(form, dist, principal)
     if (same := _existing(target, form)) is not None:
         return same
     where = "METADATA" if dist.filetype == WHEEL else "PKG-INFO"
@@ -199,7 +214,7 @@ def _check(target: Target, form: UploadForm, spool: BinaryIO) -> Checked | Pytho
     meta = distributions.parse_metadata(meta_bytes, where)
     _check_metadata(meta, dist, where)
     _check_release(find_project(target, dist.project), dist)
-    return Checked(dist, meta, meta_bytes)
+    return Checked(dist, meta, meta_bytes, attested)
 
 
 # ---- into the registry core -----------------------------------------------------------------
@@ -242,8 +257,9 @@ def _store_artifact(
     form: UploadForm,
     spool: BinaryIO,
     principal: Principal,
-) -> tuple[str, str]:
-    """The file, its metadata and its manifest; returns the metadata and manifest digests."""
+) -> tuple[str, str, str | None]:
+    """The file, its metadata, its manifest and its attestations; returns the metadata and
+    manifest digests and the provenance object's sha256."""
     dist = checked.dist
     repo = repositories.ensure(target.repo_name(dist.project))
     digest = _ingest_file(store, repo, principal, spool, form)
@@ -254,18 +270,33 @@ def _store_artifact(
         raise bad_request("Invalid metadata: the core-metadata fields are too large")
     reference = artifact.tag_for(dist.filename) or digests.of_bytes(body)
     manifest, _ = manifest_store.put(store, repo, reference, body, OCI_MANIFEST)
-    return meta_digest, manifest.digest
+    provenance_sha256 = None
+    if checked.attested is not None:
+        subject = (manifest.digest, len(body))
+        verified = checked.attested[0]
+        provenance_sha256 = provenance.store_referrer(
+            store, repo, principal, subject, dist.filename, verified
+        )
+    return meta_digest, manifest.digest, provenance_sha256
 
 
 def _index_row(
     target: Target,
     checked: Checked,
     form: UploadForm,
-    digests_stored: tuple[str, str],
-    uploader: str,
+    digests_stored: tuple[str, str, str | None],
+    principal: Principal,
 ) -> PythonFile:
     dist, meta = checked.dist, checked.meta
-    meta_digest, manifest_digest = digests_stored
+    meta_digest, manifest_digest, provenance_sha256 = digests_stored
+    publisher = None
+    if checked.attested is not None:
+        verified, established_by = checked.attested
+        publisher = {
+            "publisher": verified.publisher,
+            "established_by": established_by,
+            "predicate_types": verified.predicate_types,
+        }
     now = utcnow()
     insert_ignore(
         PythonProject,
@@ -294,8 +325,11 @@ def _index_row(
         metadata_sha256=meta_digest.split(":", 1)[1],
         metadata_size=len(checked.meta_bytes),
         manifest_digest=manifest_digest,
-        uploaded_by=uploader,
+        uploaded_by=principal.name,
         uploaded_at=now,
+        provenance_sha256=provenance_sha256,
+        publisher=publisher,
+        workload_identity=dict(principal.workload) if principal.workload else None,
     )
 
 
@@ -303,7 +337,7 @@ def upload(
     store: BlobStore, target: Target, form: UploadForm, spool: BinaryIO, principal: Principal
 ) -> tuple[PythonFile, bool]:
     """Validate and store one uploaded file. Returns the file row and whether it is new."""
-    checked = _check(target, form, spool)
+    checked = _check(target, form, spool, principal)
     if isinstance(checked, PythonFile):
         return checked, False
     try:
@@ -313,7 +347,7 @@ def upload(
             raise
         # The garbage collector is deleting this very content: nothing was written over it.
         raise Unavailable("this file's content is being removed right now: retry") from None
-    row = _index_row(target, checked, form, stored, principal.name)
+    row = _index_row(target, checked, form, stored, principal)
     try:
         with db.session.begin_nested():
             db.session.add(row)

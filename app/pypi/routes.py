@@ -20,7 +20,7 @@ from app.auth.credentials import current_caller
 from app.errors import CoreError, Denied
 from app.gate import LATER, Target, kind, require, requires
 from app.models import PythonFile
-from app.pypi import cli, publish, simple
+from app.pypi import cli, provenance, publish, simple
 from app.pypi.errors import bad_request, not_found
 from app.pypi.form import read_upload
 from app.pypi.index import root_page
@@ -44,10 +44,18 @@ def _management() -> bool:
     return "/python/projects/" in request.path
 
 
+def _integrity() -> bool:
+    return "/python/integrity/" in request.path
+
+
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     drain_request_body()
     if _management():
         resp = jsonify({"error": message})
+        resp.status_code = status
+    elif _integrity():
+        # PyPI's Integrity API answers its errors as {"message": ...}.
+        resp = jsonify({"message": message})
         resp.status_code = status
     else:
         # The reason phrase must be one line of latin-1; the body keeps the full text.
@@ -227,7 +235,54 @@ def download(org: str, registry: str, project: str, filename: str):
     return _send_blob(f.digest, f.filename, target.registry.public)
 
 
+# ---- PEP 740: the Integrity API -------------------------------------------------------------
+
+
+@bp.route("/integrity/<project>/<version>/<filename>/provenance", methods=["GET"])
+@requires("pull", "python-project")
+def provenance_object(org: str, registry: str, project: str, version: str, filename: str):
+    """A file's provenance object, as PyPI's Integrity API serves it; 404 without one."""
+    target = _target(org, registry)
+    f = listing.find_file(target, normalize(project), filename)
+    if not listing.same_version(f, version):
+        raise not_found(f"No file {filename} in release {version} of {normalize(project)}")
+    body = provenance.read(_blobstore(), f.provenance_sha256) if f.provenance_sha256 else None
+    if body is None:
+        raise not_found(f"No provenance available for {f.filename}")
+    offers = request.accept_mimetypes
+    json_type = provenance.INTEGRITY_MEDIA_TYPE
+    if offers.quality("application/json") > offers.quality(json_type):
+        json_type = "application/json"
+    resp = Response(body, content_type=json_type)
+    resp.headers["Vary"] = "Accept"
+    # Attestations never change once a file is uploaded; the file's deletion takes them too.
+    resp.cache_control.max_age = 0
+    resp.cache_control.must_revalidate = True
+    resp.set_etag(f.provenance_sha256 or "")
+    if target.registry.public:
+        resp.cache_control.public = True
+    else:
+        resp.cache_control.private = True
+    return resp.make_conditional(request)
+
+
 # ---- management: yank, unyank, delete -------------------------------------------------------
+
+
+def _attestations_json(f: PythonFile) -> dict | None:
+    if f.publisher is None:
+        return None
+    return {
+        **f.publisher,
+        "provenance": url_for(
+            "pypi.provenance_object",
+            org=request.view_args["org"],
+            registry=request.view_args["registry"],
+            project=f.project.name,
+            version=f.version,
+            filename=f.filename,
+        ),
+    }
 
 
 def _file_json(f: PythonFile) -> dict:
@@ -244,6 +299,11 @@ def _file_json(f: PythonFile) -> dict:
         "yanked_reason": f.yanked_reason,
         "deleted": f.deleted_at is not None,
         "manifest_digest": f.manifest_digest,
+        # PEP 740: the publisher the attestations proved, how, and where the provenance is.
+        "attestations": _attestations_json(f),
+        # The CI workload (OIDC issuer, subject, repository and workflow claims) whose trust
+        # policy the upload came through; null for people and access tokens.
+        "workload_identity": f.workload_identity,
     }
 
 

@@ -69,6 +69,8 @@ class FileView:
     yanked_reason: str | None
     size: int
     uploaded_at: datetime
+    # PEP 740: the file's provenance object (Integrity API), relative like `url`.
+    provenance: str | None = None
 
 
 def file_view(f: PythonFile, project: str) -> FileView:
@@ -84,6 +86,11 @@ def file_view(f: PythonFile, project: str) -> FileView:
         yanked_reason=f.yanked_reason,
         size=f.size,
         uploaded_at=f.uploaded_at,
+        provenance=(
+            f"../../integrity/{project}/{quote(f.version)}/{quote(f.filename)}/provenance"
+            if f.provenance_sha256
+            else None
+        ),
     )
 
 
@@ -130,6 +137,8 @@ def project_json(project: str, versions: list[str], files: list[FileView]) -> st
             "yanked": (f.yanked_reason or True) if f.yanked else False,
             "size": f.size,
             "upload-time": upload_time(f.uploaded_at),
+            # PEP 740: a URL of the provenance object, or null.
+            "provenance": f.provenance,
         }
         if entry["requires-python"] is None:
             del entry["requires-python"]

@@ -35,8 +35,13 @@ def cache_dir() -> Path:
 
 def locked() -> dict[str, str]:
     """filename -> sha256 of every pinned file."""
+    return read_lock(LOCK)
+
+
+def read_lock(path: Path) -> dict[str, str]:
+    """name -> sha256 of every line of a lock file in sha256sum's format."""
     sums = {}
-    for line in LOCK.read_text().splitlines():
+    for line in path.read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             digest, name = line.split()
             sums[name.lstrip("*")] = digest
@@ -125,10 +130,10 @@ def _download(cache: Path, wanted: dict[str, str]) -> None:
                 os.replace(out / name, cache / name)
 
 
-def ensure(seed: Path | None = None) -> Path:
-    """The cache folder, holding every pinned file with its pinned hash."""
+def ensure(seed: Path | None = None, wanted: dict[str, str] | None = None) -> Path:
+    """The cache folder, holding every pinned file (or every `wanted` one) with its hash."""
     cache = cache_dir()
-    pinned = locked()
+    pinned = locked() if wanted is None else wanted
     if seed is None and os.environ.get("CARGOHOLD_PYTHON_TESTDATA"):
         seed = Path(os.environ["CARGOHOLD_PYTHON_TESTDATA"])
     with _exclusive(cache):

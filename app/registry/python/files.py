@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 from sqlalchemy import func, select
 
 from app.errors import Invalid, NotFound
@@ -111,6 +111,14 @@ def versions(files: list[PythonFile]) -> list[str]:
     for f in files:
         seen.setdefault(Version(f.version), f.version)
     return [seen[v] for v in sorted(seen)]
+
+
+def same_version(f: PythonFile, version: str) -> bool:
+    """Whether `version` names the file's release, in any of its spellings."""
+    try:
+        return Version(version) == Version(f.version)
+    except InvalidVersion:
+        return False
 
 
 def find_file(target: Target, project_name: str, filename: str) -> PythonFile:

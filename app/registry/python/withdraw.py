@@ -10,7 +10,7 @@ from app.access import audit
 from app.errors import NotFound
 from app.models import Manifest, PythonFile, PythonProject, db
 from app.models.base import utcnow
-from app.registry import blobs, gc, manifest_store, repositories
+from app.registry import blobs, deletion, gc, repositories
 from app.registry.python.files import Target, live_files, project
 from app.registry.python.names import normalize
 
@@ -77,7 +77,8 @@ def _drop_artifact(repo, proj: PythonProject, f: PythonFile) -> None:
         )
     ).first()
     if exists is not None:
-        manifest_store.delete_reference(repo, f.manifest_digest)
+        # Graph-aware: its referrers (the PEP 740 attestations, signatures) go with it.
+        deletion.delete_manifest(repo, f.manifest_digest)
     # Content another live file of the project still uses (a shared METADATA) stays linked.
     for hexdigest, column in (
         (f.sha256, PythonFile.sha256),
