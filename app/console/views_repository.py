@@ -72,7 +72,7 @@ def repository(org: str, registry: str, repo: str):
             ).scalars()
         )
     )
-    listed = [man for _, _, man in tag_rows] + untagged
+    listed = [man for _, _, _, man in tag_rows] + untagged
     limit = current_app.extensions["cargohold.settings"].max_manifest_bytes
     return render_template(
         "console/repository.html",
