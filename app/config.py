@@ -139,6 +139,10 @@ class Settings:
     # `flask gc worker`: seconds between passes; upload sessions older than this are aborted.
     gc_interval_seconds: int = 60
     upload_max_age_seconds: int = 24 * 3600
+    # Storage limits (bytes) given to organisations and registries when they are created;
+    # None: unlimited. Site admins change each one through /api/v1/.../quota.
+    default_org_quota_bytes: int | None = None
+    default_registry_quota_bytes: int | None = None
     extra: dict = field(default_factory=dict)
 
     @classmethod

@@ -7,7 +7,7 @@ from sqlalchemy import delete, select
 from app import digests
 from app.models import Blob, BlobLink, Repository, db
 from app.models.upsert import insert_ignore
-from app.registry import gc, repositories
+from app.registry import gc, quotas, repositories
 from app.registry.errors import RegistryError
 from app.registry.names import RepoName
 
@@ -48,17 +48,18 @@ def linked_sizes(repo: Repository, wanted: list[str]) -> dict[str, int]:
     return {d: s for d, s in rows}
 
 
-def require_live(digest: str) -> None:
+def require_live(digest: str) -> int:
     """Refuse content the collector is deleting: the client must upload it again. Called after
     writing the link or row that will reference it, so the write lock (SQLite) or this row lock
-    (PostgreSQL) orders us against the collector's mark; see app.registry.gc."""
-    state = db.session.execute(
-        select(Blob.state).where(Blob.digest == digest).with_for_update(read=True)
-    ).scalar_one_or_none()
-    if state != gc.LIVE:
+    (PostgreSQL) orders us against the collector's mark; see app.registry.gc. Returns its size."""
+    row = db.session.execute(
+        select(Blob.state, Blob.size).where(Blob.digest == digest).with_for_update(read=True)
+    ).first()
+    if row is None or row[0] != gc.LIVE:
         raise RegistryError(
             "BLOB_UNKNOWN", f"blob {digest} is being garbage-collected: upload it again"
         )
+    return row[1]
 
 
 def record(digest: str, size: int) -> None:
@@ -70,8 +71,14 @@ def record(digest: str, size: int) -> None:
 
 
 def link(repo: Repository, digest: str) -> None:
-    insert_ignore(BlobLink, ["repository_id", "digest"], repository_id=repo.id, digest=digest)
-    require_live(digest)
+    """Let `repo` read the blob. New to the repository, it counts toward the registry's and
+    the organisation's storage, and is refused (QuotaExceeded) past their limits."""
+    linked = insert_ignore(
+        BlobLink, ["repository_id", "digest"], repository_id=repo.id, digest=digest
+    )
+    size = require_live(digest)
+    if linked:
+        quotas.charge(repo, digest, size)
 
 
 def mount(repo: Repository, digest: str, source: RepoName) -> bool:
@@ -89,5 +96,15 @@ def unlink(repo: Repository, digest: str) -> bool:
         delete(BlobLink).where(BlobLink.repository_id == repo.id, BlobLink.digest == digest)
     )
     if result.rowcount > 0:
+        quotas.release([repo.registry_id], digest)
         gc.note([digest])
     return result.rowcount > 0
+
+
+def abandon(stored: list[tuple[str, int]]) -> None:
+    """After a refusal rolled a push back: content it had already put in the store gets a row
+    and becomes a candidate for the collector, which deletes it unless something uses it."""
+    items = sorted(set(stored))
+    for digest, size in items:
+        insert_ignore(Blob, ["digest"], digest=digest, size=size)
+    gc.note([d for d, _ in items])

@@ -27,6 +27,7 @@ from app.models import Blob, BlobLink, GcCandidate, GcStats, Manifest, ManifestR
 from app.models.base import utcnow
 from app.models.transaction import unit_of_work
 from app.models.upsert import insert_ignore, upsert
+from app.registry import quotas
 from app.storage import BlobStore
 
 LIVE = "live"
@@ -105,8 +106,12 @@ def _mark(digest: str, now: datetime, result: SweepResult) -> tuple[str, int] | 
     if referenced(digest, now):
         result.kept += 1
         return None
-    # Links past the grace period that no manifest uses go with the content.
-    db.session.execute(delete(BlobLink).where(BlobLink.digest == digest))
+    # Links past the grace period that no manifest uses go with the content, and so does
+    # the storage it counted for in each scope.
+    unlinked = db.session.execute(
+        delete(BlobLink).where(BlobLink.digest == digest).returning(BlobLink.repository_id)
+    ).scalars()
+    quotas.release_in_repositories(list(unlinked), digest)
     db.session.execute(update(Blob).where(Blob.digest == digest).values(state=DELETING))
     return digest, locked[0]
 

@@ -11,7 +11,7 @@ from app.models import Manifest, ManifestReference, Repository, Tag, db
 from app.models.base import utcnow
 from app.models.ordering import bytewise
 from app.models.upsert import insert_ignore, upsert
-from app.registry import blobs, gc, immutability, manifests
+from app.registry import blobs, gc, immutability, manifests, quotas
 from app.registry.errors import RegistryError
 from app.registry.names import check_tag
 from app.storage import BlobStore
@@ -130,8 +130,7 @@ def put(
     blobs.record(digest, len(body))
     _check_references(repo, parsed)
 
-    store.put(digest, body)
-    insert_ignore(
+    added = insert_ignore(
         Manifest,
         ["repository_id", "digest"],
         repository_id=repo.id,
@@ -143,6 +142,11 @@ def put(
         annotations=parsed.annotations,
         created_at=utcnow(),
     )
+    if added:
+        # Refused past a quota before the object is written: a refusal leaves nothing behind.
+        quotas.charge(repo, digest, len(body))
+    # The row commits with the transaction, after the object is in the store.
+    store.put(digest, body)
     manifest = find(repo, digest)
     _record_references(manifest, parsed)
     # One order for every writer: two pushes naming the same tags lock their rows alike
@@ -174,6 +178,7 @@ def delete_reference(repo: Repository, reference: str) -> None:
     if digests.is_digest(reference):
         db.session.execute(delete(Tag).where(Tag.manifest_id == manifest.id))
         db.session.delete(manifest)
+        quotas.release([repo.registry_id], manifest.digest)
     else:
         db.session.execute(delete(Tag).where(Tag.repository_id == repo.id, Tag.name == reference))
     db.session.flush()

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from app import digests
 from app.access import Principal
@@ -154,6 +154,13 @@ def finish(store: BlobStore, repo: Repository, upload: Upload, digest: str) -> i
     db.session.delete(upload)
     db.session.flush()
     return size
+
+
+def forget_refused(upload_id: str, digest: str, size: int) -> None:
+    """After a quota refusal rolled `finish` back: the session's bytes already went to the
+    store under their digest, so its row goes and the content is left to the collector."""
+    db.session.execute(delete(Upload).where(Upload.id == upload_id))
+    blobs.abandon([(digest, size)])
 
 
 def ingest(
