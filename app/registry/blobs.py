@@ -45,7 +45,20 @@ def linked_sizes(repo: Repository, wanted: list[str]) -> dict[str, int]:
         .order_by(Blob.digest)
         .with_for_update(read=True, of=Blob)
     )
-    return {d: s for d, s in rows}
+    present = {d: s for d, s in rows}
+    if present and db.session.get_bind().dialect.name == "postgresql":
+        # Waiting for a row lock, the statement kept the links it had read before; the
+        # collector, which held it, may have dropped one of ours meanwhile (gc._prune_links).
+        # Now that we hold the rows, a fresh read sees what it committed.
+        still = set(
+            db.session.execute(
+                select(BlobLink.digest).where(
+                    BlobLink.repository_id == repo.id, BlobLink.digest.in_(list(present))
+                )
+            ).scalars()
+        )
+        present = {d: s for d, s in present.items() if d in still}
+    return present
 
 
 def require_live(digest: str) -> int:

@@ -76,6 +76,35 @@ def referenced(digest: str, now: datetime) -> bool:
     )
 
 
+def _prune_links(digest: str, now: datetime) -> None:
+    """The content stays, used elsewhere; repositories where no manifest names it any more
+    lose their link past the grace period, and their scopes the storage it counted for. The
+    blob row is held `FOR UPDATE` meanwhile, and a manifest push re-reads its links once it
+    holds the rows `FOR SHARE` (`app.registry.blobs.linked_sizes`), so none is left naming
+    content its repository cannot read."""
+    recent = now - grace()
+    named_here = (
+        select(ManifestReference.digest)
+        .join(Manifest, Manifest.id == ManifestReference.manifest_id)
+        .where(ManifestReference.digest == digest, Manifest.repository_id == BlobLink.repository_id)
+    )
+    stored_here = select(Manifest.id).where(
+        Manifest.digest == digest, Manifest.repository_id == BlobLink.repository_id
+    )
+    stale = db.session.execute(
+        select(BlobLink.id, BlobLink.repository_id).where(
+            BlobLink.digest == digest,
+            BlobLink.created_at <= recent,
+            ~named_here.exists(),
+            ~stored_here.exists(),
+        )
+    ).all()
+    if not stale:
+        return
+    db.session.execute(delete(BlobLink).where(BlobLink.id.in_([i for i, _ in stale])))
+    quotas.release_in_repositories([repo for _, repo in stale], digest)
+
+
 def _lock(digest: str) -> tuple[int, str] | None | bool:
     """The blob's (size, state) with its row locked; None when there is no row; False when a
     push holds it (PostgreSQL: it is being linked right now, so it is not garbage yet)."""
@@ -104,6 +133,7 @@ def _mark(digest: str, now: datetime, result: SweepResult) -> tuple[str, int] | 
     if locked is None or locked[1] != LIVE:
         return None
     if referenced(digest, now):
+        _prune_links(digest, now)
         result.kept += 1
         return None
     # Links past the grace period that no manifest uses go with the content, and so does

@@ -72,6 +72,13 @@ class QuotaExceeded(RegistryError):
         )
         self.usage, self.digest, self.size = usage, digest, size
 
+    def body(self) -> dict:
+        # Clients (podman, skopeo, docker) print an error's message, not its detail: the
+        # figures go in both.
+        body = super().body()
+        body["errors"][0]["message"] = self.detail
+        return body
+
 
 def _defaults(kind: str) -> int | None:
     settings = current_app.extensions["cargohold.settings"]
