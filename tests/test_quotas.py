@@ -394,3 +394,43 @@ def test_skopeo_push_refused_with_the_figures(srv, tmp_path):
     assert proc.returncode != 0
     assert "storage quota exceeded for registry qclient/main" in proc.stderr, proc.stderr
     assert "of 200 bytes used" in proc.stderr
+
+
+def test_the_migration_counts_what_is_stored(tmp_path):
+    backend = Backend()
+    server = make_server(tmp_path / "data", extra_env=backend.env())
+    server.start(workers=1)
+    try:
+        c = OCIClient(server.url, "admin", server.users["admin"])
+        layer = b"migrated layer" * 30
+        bodies = [
+            len(
+                body_of(
+                    c.push_image(f"acme/main/m{i}", "v1", [layer], annotations={"i": str(i)})[1]
+                )
+            )
+            for i in range(2)
+        ]
+        _, other = c.push_image("acme/second/m", "v1", [layer])
+    finally:
+        server.stop()
+    try:
+        server.flask("db", "downgrade", "0006_lifecycle")
+        server.flask("db", "upgrade")
+        rows = dict(
+            server.sql(
+                "SELECT r.name, s.used_bytes FROM quota_scopes s "
+                "JOIN registries r ON r.id = s.registry_id "
+                "JOIN organisations o ON o.id = r.organisation_id WHERE o.name = 'acme'"
+            )
+        )
+        shared = len(layer) + len(CONFIG)
+        assert rows["main"] == shared + sum(bodies)
+        assert rows["second"] == shared + len(body_of(other))
+        ((org_used,),) = server.sql(
+            "SELECT s.used_bytes FROM quota_scopes s JOIN organisations o "
+            "ON o.id = s.organisation_id WHERE o.name = 'acme'"
+        )
+        assert org_used == shared + sum(bodies) + len(body_of(other))
+    finally:
+        backend.cleanup()
