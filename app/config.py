@@ -163,6 +163,9 @@ class Settings:
         settings.sqs_endpoint = settings.sqs_endpoint.rstrip("/")
         for name in ("log_format", "identity", "signup_personal_org"):
             setattr(settings, name, getattr(settings, name).strip().lower())
+        for name in ("default_org_quota_bytes", "default_registry_quota_bytes"):
+            if (getattr(settings, name) or 0) < 0:
+                raise ValueError(f"{env_name(name)} must be a number of bytes, 0 or more")
         return settings
 
     def resolved_database_url(self) -> str:

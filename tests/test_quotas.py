@@ -19,6 +19,9 @@ from tests.support.client import OCIClient, digest_of
 from tests.support.server import make_server
 from tests.support.services import Backend
 
+# The limits new organisations and registries get.
+DEFAULT_ORG = 10**11
+DEFAULT_REGISTRY = 10**10
 CONFIG = json.dumps({"architecture": "amd64", "os": "linux"}).encode()
 
 
@@ -26,7 +29,12 @@ CONFIG = json.dumps({"architecture": "amd64", "os": "linux"}).encode()
 def srv(tmp_path_factory):
     backend = Backend()
     # No grace period: `flask gc run` collects at once what nothing references.
-    env = {**backend.env(), "CARGOHOLD_GC_GRACE_SECONDS": "0"}
+    env = {
+        **backend.env(),
+        "CARGOHOLD_GC_GRACE_SECONDS": "0",
+        "CARGOHOLD_DEFAULT_ORG_QUOTA_BYTES": str(DEFAULT_ORG),
+        "CARGOHOLD_DEFAULT_REGISTRY_QUOTA_BYTES": str(DEFAULT_REGISTRY),
+    }
     server = make_server(tmp_path_factory.mktemp("quotas"), extra_env=env)
     server.start(workers=4)
     try:
@@ -118,6 +126,13 @@ def test_shared_content_counted_once_per_scope(srv):
     assert used(srv, "qshare", "two") == two
     # In two registries of the organisation, still once for the organisation.
     assert used(srv, "qshare") == used(srv, "qshare", "one") + two - len(layer) - len(CONFIG)
+
+    # New scopes got the configured defaults.
+    figures = requests.get(quota_url(srv, "qshare", "one"), auth=admin(srv), timeout=30).json()
+    assert figures["limit_bytes"] == DEFAULT_REGISTRY
+    assert figures["available_bytes"] == DEFAULT_REGISTRY - figures["used_bytes"]
+    figures = requests.get(quota_url(srv, "qshare"), auth=admin(srv), timeout=30).json()
+    assert figures["limit_bytes"] == DEFAULT_ORG
 
     # The same image pushed again, and a second tag on it, add nothing.
     before = used(srv, "qshare")
@@ -434,3 +449,14 @@ def test_the_migration_counts_what_is_stored(tmp_path):
         assert org_used == shared + sum(bodies) + len(body_of(other))
     finally:
         backend.cleanup()
+
+
+def test_default_limits_are_bytes():
+    from app.config import Settings
+
+    assert Settings.from_env({}).default_org_quota_bytes is None
+    settings = Settings.from_env({"CARGOHOLD_DEFAULT_REGISTRY_QUOTA_BYTES": "1073741824"})
+    assert settings.default_registry_quota_bytes == 2**30
+    for value in ("-1", "ten", "1.5"):
+        with pytest.raises(ValueError):
+            Settings.from_env({"CARGOHOLD_DEFAULT_ORG_QUOTA_BYTES": value})

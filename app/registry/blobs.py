@@ -109,8 +109,8 @@ def unlink(repo: Repository, digest: str) -> bool:
         delete(BlobLink).where(BlobLink.repository_id == repo.id, BlobLink.digest == digest)
     )
     if result.rowcount > 0:
+        gc.note([digest])  # a candidate's row before a scope's, as every writer takes them
         quotas.release([repo.registry_id], digest)
-        gc.note([digest])
     return result.rowcount > 0
 
 

@@ -76,12 +76,13 @@ def referenced(digest: str, now: datetime) -> bool:
     )
 
 
-def _prune_links(digest: str, now: datetime) -> None:
-    """The content stays, used elsewhere; repositories where no manifest names it any more
-    lose their link past the grace period, and their scopes the storage it counted for. The
-    blob row is held `FOR UPDATE` meanwhile, and a manifest push re-reads its links once it
-    holds the rows `FOR SHARE` (`app.registry.blobs.linked_sizes`), so none is left naming
-    content its repository cannot read."""
+def _stale_links(digest: str, now: datetime) -> list[tuple[int, int]]:
+    """(link id, repository id) of the links of content that stays, used elsewhere, in
+    repositories where no manifest names it any more, past the grace period: they go, and
+    their scopes get the storage back. The blob row is held `FOR UPDATE` meanwhile, and a
+    manifest push re-reads its links once it holds the rows `FOR SHARE`
+    (`app.registry.blobs.linked_sizes`), so none is left naming content its repository
+    cannot read."""
     recent = now - grace()
     named_here = (
         select(ManifestReference.digest)
@@ -91,7 +92,7 @@ def _prune_links(digest: str, now: datetime) -> None:
     stored_here = select(Manifest.id).where(
         Manifest.digest == digest, Manifest.repository_id == BlobLink.repository_id
     )
-    stale = db.session.execute(
+    rows = db.session.execute(
         select(BlobLink.id, BlobLink.repository_id).where(
             BlobLink.digest == digest,
             BlobLink.created_at <= recent,
@@ -99,10 +100,28 @@ def _prune_links(digest: str, now: datetime) -> None:
             ~stored_here.exists(),
         )
     ).all()
-    if not stale:
-        return
-    db.session.execute(delete(BlobLink).where(BlobLink.id.in_([i for i, _ in stale])))
-    quotas.release_in_repositories([repo for _, repo in stale], digest)
+    return [(i, r) for i, r in rows]
+
+
+def _all_links(digest: str) -> list[tuple[int, int]]:
+    rows = db.session.execute(
+        select(BlobLink.id, BlobLink.repository_id).where(BlobLink.digest == digest)
+    ).all()
+    return [(i, r) for i, r in rows]
+
+
+def _unlink(digest: str, links: list[tuple[int, int]]) -> bool:
+    """Delete these links and give their scopes the storage back; False, touching nothing,
+    when a push holds one of those scopes (the candidate is looked at again shortly: the
+    sweeper never waits for a scope's row while it holds blob rows pushes may wait for)."""
+    if not links:
+        return True
+    repository_ids = [r for _, r in links]
+    if not quotas.lock_scopes(repository_ids):
+        return False
+    db.session.execute(delete(BlobLink).where(BlobLink.id.in_([i for i, _ in links])))
+    quotas.release_in_repositories(repository_ids, digest)
+    return True
 
 
 def _lock(digest: str) -> tuple[int, str] | None | bool:
@@ -132,16 +151,16 @@ def _mark(digest: str, now: datetime, result: SweepResult) -> tuple[str, int] | 
         return None
     if locked is None or locked[1] != LIVE:
         return None
-    if referenced(digest, now):
-        _prune_links(digest, now)
+    keep = referenced(digest, now)
+    # Links past the grace period that no manifest uses go, with the content or without it,
+    # and so does the storage they counted for in each scope.
+    if not _unlink(digest, _stale_links(digest, now) if keep else _all_links(digest)):
+        note([digest], now + BUSY_RETRY)
+        result.postponed += 1
+        return None
+    if keep:
         result.kept += 1
         return None
-    # Links past the grace period that no manifest uses go with the content, and so does
-    # the storage it counted for in each scope.
-    unlinked = db.session.execute(
-        delete(BlobLink).where(BlobLink.digest == digest).returning(BlobLink.repository_id)
-    ).scalars()
-    quotas.release_in_repositories(list(unlinked), digest)
     db.session.execute(update(Blob).where(Blob.digest == digest).values(state=DELETING))
     return digest, locked[0]
 

@@ -13,6 +13,11 @@ PostgreSQL the update holds the scope's row until the transaction commits, so co
 into one scope are admitted one after another against committed figures and the limit is never
 overshot; SQLite has a single writer. Content already held by the scope adds nothing and is
 never refused, so pushing again what is stored always works, even over quota.
+
+Lock order, so no two writers wait for each other: a garbage-collection candidate's row, then
+blob rows, then a digest's `quota_contents` row, then the scopes' rows, registry before
+organisation. The collector, which holds blob rows while it drops links, takes scope rows only
+if no push holds them (`lock_scopes`), and otherwise looks at the candidate again shortly.
 """
 
 from __future__ import annotations
@@ -185,6 +190,24 @@ def release(registry_ids: Iterable[int], digest: str) -> None:
                 .values(used_bytes=QuotaScope.used_bytes - row[1], updated_at=utcnow())
                 .execution_options(synchronize_session=False)
             )
+
+
+def lock_scopes(repository_ids: Iterable[int]) -> bool:
+    """Lock the scopes of these repositories' registries for a release, without waiting: False
+    when a push holds one (PostgreSQL; SQLite's single writer never has to wait here)."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return True
+    registries = select(Repository.registry_id).where(Repository.id.in_(set(repository_ids)))
+    orgs = select(Registry.organisation_id).where(Registry.id.in_(registries))
+    wanted = (QuotaScope.registry_id.in_(registries)) | (QuotaScope.organisation_id.in_(orgs))
+    expected = db.session.execute(select(func.count(QuotaScope.id)).where(wanted)).scalar_one()
+    locked = db.session.execute(
+        select(QuotaScope.id)
+        .where(wanted)
+        .order_by(QuotaScope.id)
+        .with_for_update(skip_locked=True)
+    ).all()
+    return len(locked) == expected
 
 
 def release_in_repositories(repository_ids: Iterable[int], digest: str) -> None:

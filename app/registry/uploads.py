@@ -148,9 +148,11 @@ def finish(store: BlobStore, repo: Repository, upload: Upload, digest: str) -> i
     else:
         store.upload_abort(upload.id)
     _hashes.drop(upload.id)
-    blobs.link(repo, digest)
-    # Content uploaded but never referenced by a manifest goes after the grace period.
+    # Content uploaded but never referenced by a manifest goes after the grace period. Noted
+    # before the link counts toward a quota: every writer takes a candidate's row before a
+    # scope's (see app.registry.quotas).
     gc.note([digest])
+    blobs.link(repo, digest)
     db.session.delete(upload)
     db.session.flush()
     return size
