@@ -264,6 +264,15 @@ def test_python_upload_past_the_limit_is_refused(srv, tmp_path):
     ((manifest_size,),) = srv.sql("SELECT size FROM blobs WHERE digest = ?", manifest_digest)
     assert used(srv, "qpy", "main") == wheel.stat().st_size + meta_size + manifest_size
 
+    # Deleting the file gives it all back at once: its links and manifest go with it.
+    r = requests.delete(
+        f"{srv.url}/api/v1/qpy/main/python/projects/quota-demo/files/{wheel.name}",
+        auth=admin(srv),
+        timeout=30,
+    )
+    assert r.status_code in (200, 204), r.text
+    assert used(srv, "qpy", "main") == 0
+
 
 def test_deletion_and_gc_give_the_space_back(srv):
     new_org(srv, "qgc", "main")
@@ -278,6 +287,23 @@ def test_deletion_and_gc_give_the_space_back(srv):
     srv.flask("gc", "run")
     assert used(srv, "qgc", "main") == 0
     assert used(srv, "qgc") == 0
+
+
+def test_content_kept_elsewhere_stops_counting_where_it_was_deleted(srv):
+    new_org(srv, "qkeep", "main")
+    new_org(srv, "qkeep2", "main")
+    c = OCIClient(srv.url, "admin", srv.users["admin"])
+    layer = b"kept elsewhere" * 40
+    mine, _ = c.push_image("qkeep/main/app", "v1", [layer])
+    _, theirs = c.push_image("qkeep2/main/app", "v1", [layer], annotations={"k": "2"})
+    assert c.request("DELETE", f"/v2/qkeep/main/app/manifests/{mine}").status_code == 202
+    srv.flask("gc", "run")
+    # The layer lives on in the other organisation; this one no longer holds nor pays for it.
+    assert used(srv, "qkeep") == 0
+    assert c.request("HEAD", f"/v2/qkeep/main/app/blobs/{digest_of(layer)}").status_code == 404
+    assert used(srv, "qkeep2") == len(layer) + len(CONFIG) + len(body_of(theirs))
+    r = c.request("GET", f"/v2/qkeep2/main/app/blobs/{digest_of(layer)}")
+    assert r.status_code == 200 and r.content == layer
 
 
 def test_concurrent_pushes_stay_within_the_limit(srv):
