@@ -486,3 +486,31 @@ def test_default_limits_are_bytes():
     for value in ("-1", "ten", "1.5"):
         with pytest.raises(ValueError):
             Settings.from_env({"CARGOHOLD_DEFAULT_ORG_QUOTA_BYTES": value})
+
+
+def test_console_shows_usage_to_members(srv):
+    from tests.console.conftest import Console
+
+    new_org(srv, "qpage", "main")
+    requests.patch(
+        f"{srv.url}/api/v1/orgs/qpage/registries/main",
+        json={"public": True},
+        auth=admin(srv),
+        timeout=30,
+    ).raise_for_status()
+    c = OCIClient(srv.url, "admin", srv.users["admin"])
+    c.push_blob("qpage/main/app", b"p" * 2048)
+    assert set_limit(srv, 4096, "qpage", "main").status_code == 200
+
+    member = Console(srv.url)
+    member.sign_in("admin", srv.users["admin"])
+    org_page = member.get("/orgs/qpage").text
+    assert 'max="4096" value="2048"' in org_page  # the registry's bar
+    assert f'max="{DEFAULT_ORG}" value="2048"' in org_page  # the organisation's own
+    reg_page = member.get("/orgs/qpage/main").text
+    assert '<meter min="0" max="4096" value="2048"' in reg_page
+    # The public sees the public registry, not its storage figures.
+    public = Console(srv.url).get("/orgs/qpage/main")
+    assert public.status_code == 200 and "<meter" not in public.text
+    assert set_limit(srv, None, "qpage", "main").status_code == 200
+    assert "2.0 KiB used, no limit" in member.get("/orgs/qpage/main").text
