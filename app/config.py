@@ -145,6 +145,10 @@ class Settings:
     # Audit events older than this many days are purged by `flask gc worker` and `flask audit
     # purge`; 0 keeps them for ever.
     audit_retention_days: int = 0
+    # Storage limits (bytes) given to organisations and registries when they are created;
+    # None: unlimited. Site admins change each one through /api/v1/.../quota.
+    default_org_quota_bytes: int | None = None
+    default_registry_quota_bytes: int | None = None
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -168,6 +172,9 @@ class Settings:
         settings.sqs_endpoint = settings.sqs_endpoint.rstrip("/")
         for name in ("log_format", "identity", "signup_personal_org"):
             setattr(settings, name, getattr(settings, name).strip().lower())
+        for name in ("default_org_quota_bytes", "default_registry_quota_bytes"):
+            if (getattr(settings, name) or 0) < 0:
+                raise ValueError(f"{env_name(name)} must be a number of bytes, 0 or more")
         return settings
 
     def resolved_database_url(self) -> str:

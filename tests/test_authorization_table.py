@@ -137,6 +137,11 @@ REQUIREMENTS: dict[str, str] = {
     "GET api.list_vulnerability_allowlist": "org:read",
     "POST api.add_vulnerability_allowance": "org:admin",
     "DELETE api.delete_vulnerability_allowance": "org:admin",
+    "GET api.get_org_quota": "org:read",
+    "PUT api.put_org_quota": "site:admin",
+    "GET api.get_registry_quota": "org:read",
+    "PUT api.put_registry_quota": "site:admin",
+    "GET api.list_quotas": "site:admin",
     # web console: pages and form actions (callers as CONSOLE_AS below says)
     "GET console.home": "public",
     "GET console.sign_in": "public",

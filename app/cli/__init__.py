@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.cli import accounts, audit, bootstrap, gc, tenants, uploads, vulns
+from app.cli import accounts, audit, bootstrap, gc, quotas, tenants, uploads, vulns
 
 
 def register(app: Flask) -> None:
@@ -16,5 +16,6 @@ def register(app: Flask) -> None:
         *gc.COMMANDS,
         *audit.COMMANDS,
         *vulns.COMMANDS,
+        *quotas.COMMANDS,
     ):
         app.cli.add_command(command)

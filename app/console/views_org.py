@@ -14,9 +14,10 @@ from app.console.blueprint import bp, form_of
 from app.console.templating import notice
 from app.errors import Invalid, NotFound
 from app.gate import permits, requires
-from app.models import AccessToken, Blob, BlobLink, Registry, RegistryGrant, Repository, User, db
+from app.models import AccessToken, Registry, RegistryGrant, Repository, User, db
 from app.models.base import utcnow
 from app.models.tenancy import ROLES
+from app.registry import quotas
 
 
 def registry_rows(org_id: int) -> list[dict]:
@@ -34,23 +35,14 @@ def registry_rows(org_id: int) -> list[dict]:
             .group_by(Repository.registry_id)
         ).all()
     )
-    # Each blob counted once per registry, however many of its repositories link it.
-    linked = (
-        select(Repository.registry_id.label("rid"), BlobLink.digest.label("digest"))
-        .join(BlobLink, BlobLink.repository_id == Repository.id)
-        .where(Repository.registry_id.in_(ids))
-        .group_by(Repository.registry_id, BlobLink.digest)
-        .subquery()
-    )
-    sizes = dict(
-        db.session.execute(
-            select(linked.c.rid, func.sum(Blob.size))
-            .join(Blob, Blob.digest == linked.c.digest)
-            .group_by(linked.c.rid)
-        ).all()
-    )
+    # Each blob counted once per registry, however many of its repositories link it: the
+    # quota's usage, kept up to date as content comes and goes.
     return [
-        {"registry": r, "repositories": counts.get(r.id, 0), "bytes": int(sizes.get(r.id) or 0)}
+        {
+            "registry": r,
+            "repositories": counts.get(r.id, 0),
+            "usage": quotas.usage(quotas.REGISTRY, r.id),
+        }
         for r in regs
     ]
 
@@ -63,6 +55,7 @@ def organisation(org: str):
     ctx: dict = {
         "org": found,
         "registries": registry_rows(found.id),
+        "usage": quotas.usage(quotas.ORG, found.id),
         "members": tenancy.members(org),
         "is_admin": is_admin,
         "roles": ROLES,

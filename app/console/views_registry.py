@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import render_template, request
 from sqlalchemy import func, select
 
+from app.access import ORG_READ
 from app.access.policy import find_registry
 from app.console import session as console_session
 from app.console.blueprint import bp
@@ -14,6 +15,7 @@ from app.console.pagination import pager
 from app.console.templating import base_url, host
 from app.gate import permits, requires
 from app.models import Manifest, PythonFile, PythonProject, Repository, Tag, db
+from app.registry import quotas
 from app.registry.python.names import NAMESPACE
 from app.registry.signing import keys as signing_keys
 
@@ -99,6 +101,8 @@ def registry(org: str, registry: str):
     can_push = permits("push", "registry", org=org, registry=registry)
     # The registry's signing keys, for those who manage them (/api/v1 changes them).
     is_admin = permits("org:admin", "org", org=org)
+    # Storage figures are the organisation's business: its members see them, the public not.
+    usage = quotas.usage(quotas.REGISTRY, reg.id) if permits(ORG_READ, "org", org=org) else None
     return render_template(
         "console/registry.html",
         org=org,
@@ -113,6 +117,7 @@ def registry(org: str, registry: str):
         can_push=can_push,
         signing_keys=signing_keys.of_registry(reg.id) if is_admin else None,
         signing_policy=signing_keys.find_policy(reg.id) if is_admin else None,
+        usage=usage,
         snippets=snippets(base_url(), host(), org, registry, me.username if me else ""),
         insecure=base_url().startswith("http://"),
     )

@@ -5,6 +5,7 @@ from app.models.base import db
 from app.models.content import Blob, BlobLink, Manifest, Repository, Tag, Upload
 from app.models.lifecycle import GcCandidate, GcStats, ManifestReference, TagRule
 from app.models.python import PythonFile, PythonProject
+from app.models.quotas import QuotaContent, QuotaScope
 from app.models.signing import SignatureCheck, SigningKey, SigningPolicy
 from app.models.tenancy import (
     AccessToken,
@@ -49,6 +50,8 @@ __all__ = [
     "Organisation",
     "PythonFile",
     "PythonProject",
+    "QuotaContent",
+    "QuotaScope",
     "Registry",
     "SignatureCheck",
     "SigningKey",

@@ -13,9 +13,15 @@ def _insert(model):
     return module.insert(model)
 
 
-def insert_ignore(model, conflict: list[str], **values) -> None:
+def insert_statement(model):
+    """An INSERT of the session's dialect, for ON CONFLICT clauses of one's own."""
+    return _insert(model)
+
+
+def insert_ignore(model, conflict: list[str], **values) -> int:
+    """Insert unless the row exists; returns how many rows were inserted (0 or 1)."""
     stmt = _insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict)
-    db.session.execute(stmt)
+    return db.session.execute(stmt).rowcount
 
 
 def upsert(model, conflict: list[str], update: list[str], **values) -> None:

@@ -16,14 +16,7 @@ from app.digests import CHUNK, is_digest
 from app.errors import CoreError
 from app.gate import KINDS, Target, dispatches, kind, permits, requires
 from app.models import db
-from app.registry import (
-    blobs,
-    catalog,
-    deletion,
-    manifest_store,
-    repositories,
-    uploads,
-)
+from app.registry import blobs, catalog, deletion, manifest_store, quotas, repositories, uploads
 from app.registry.errors import RegistryError
 from app.registry.manifests import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX
 from app.registry.names import RepoName, parse_repository
@@ -266,8 +259,17 @@ def _try_mount(repo, digest: str, source: RepoName | None) -> bool:
 
 
 def _finish(repo, upload, digest: str) -> None:
+    upload_id = upload.id
     try:
         uploads.finish(_store(), repo, upload, digest)
+    except quotas.QuotaExceeded as exc:
+        # A commit point too: the refusal takes back the link and the count, while the
+        # session, whose bytes are in the store by now, goes and its content awaits the
+        # collector.
+        db.session.rollback()
+        uploads.forget_refused(upload_id, exc.digest, exc.size)
+        db.session.commit()
+        raise
     except RegistryError as exc:
         if exc.code == "DIGEST_INVALID":
             # A commit point: finish cancelled the session, whose bytes are gone from storage,

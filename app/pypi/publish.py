@@ -29,7 +29,7 @@ from app.pypi import artifact, attestations, distributions, provenance
 from app.pypi.distributions import SDIST, WHEEL, CoreMetadata, DistFilename
 from app.pypi.errors import bad_request
 from app.pypi.form import UploadForm
-from app.registry import blobs, manifest_store, repositories, uploads
+from app.registry import blobs, manifest_store, quotas, repositories, uploads
 from app.registry.errors import RegistryError
 from app.registry.manifests import OCI_MANIFEST
 from app.registry.python.files import Target, find_project
@@ -333,6 +333,18 @@ def _index_row(
     )
 
 
+def _refused(store: BlobStore, checked: Checked, form: UploadForm) -> None:
+    """A quota refused the upload: roll it back, and leave what already reached the store
+    (the file, its metadata) to the collector. A commit point."""
+    db.session.rollback()
+    written = [
+        (f"sha256:{form.sha256}", form.size),
+        (digests.of_bytes(checked.meta_bytes), len(checked.meta_bytes)),
+    ]
+    blobs.abandon([(d, size) for d, size in written if store.stat(d) is not None])
+    db.session.commit()
+
+
 def upload(
     store: BlobStore, target: Target, form: UploadForm, spool: BinaryIO, principal: Principal
 ) -> tuple[PythonFile, bool]:
@@ -342,6 +354,9 @@ def upload(
         return checked, False
     try:
         stored = _store_artifact(store, target, checked, form, spool, principal)
+    except quotas.QuotaExceeded:
+        _refused(store, checked, form)
+        raise
     except RegistryError as exc:
         if exc.code != "BLOB_UNKNOWN":
             raise

@@ -8,7 +8,7 @@ from app import digests
 from app.access import audit
 from app.models import Blob, BlobLink, Repository, db
 from app.models.upsert import insert_ignore
-from app.registry import gc, repositories
+from app.registry import gc, quotas, repositories
 from app.registry.errors import RegistryError
 from app.registry.names import RepoName
 
@@ -46,20 +46,34 @@ def linked_sizes(repo: Repository, wanted: list[str]) -> dict[str, int]:
         .order_by(Blob.digest)
         .with_for_update(read=True, of=Blob)
     )
-    return {d: s for d, s in rows}
+    present = {d: s for d, s in rows}
+    if present and db.session.get_bind().dialect.name == "postgresql":
+        # Waiting for a row lock, the statement kept the links it had read before; the
+        # collector, which held it, may have dropped one of ours meanwhile (gc._prune_links).
+        # Now that we hold the rows, a fresh read sees what it committed.
+        still = set(
+            db.session.execute(
+                select(BlobLink.digest).where(
+                    BlobLink.repository_id == repo.id, BlobLink.digest.in_(list(present))
+                )
+            ).scalars()
+        )
+        present = {d: s for d, s in present.items() if d in still}
+    return present
 
 
-def require_live(digest: str) -> None:
+def require_live(digest: str) -> int:
     """Refuse content the collector is deleting: the client must upload it again. Called after
     writing the link or row that will reference it, so the write lock (SQLite) or this row lock
-    (PostgreSQL) orders us against the collector's mark; see app.registry.gc."""
-    state = db.session.execute(
-        select(Blob.state).where(Blob.digest == digest).with_for_update(read=True)
-    ).scalar_one_or_none()
-    if state != gc.LIVE:
+    (PostgreSQL) orders us against the collector's mark; see app.registry.gc. Returns its size."""
+    row = db.session.execute(
+        select(Blob.state, Blob.size).where(Blob.digest == digest).with_for_update(read=True)
+    ).first()
+    if row is None or row[0] != gc.LIVE:
         raise RegistryError(
             "BLOB_UNKNOWN", f"blob {digest} is being garbage-collected: upload it again"
         )
+    return row[1]
 
 
 def record(digest: str, size: int) -> None:
@@ -71,8 +85,14 @@ def record(digest: str, size: int) -> None:
 
 
 def link(repo: Repository, digest: str) -> None:
-    insert_ignore(BlobLink, ["repository_id", "digest"], repository_id=repo.id, digest=digest)
-    require_live(digest)
+    """Let `repo` read the blob. New to the repository, it counts toward the registry's and
+    the organisation's storage, and is refused (QuotaExceeded) past their limits."""
+    linked = insert_ignore(
+        BlobLink, ["repository_id", "digest"], repository_id=repo.id, digest=digest
+    )
+    size = require_live(digest)
+    if linked:
+        quotas.charge(repo, digest, size)
 
 
 def mount(repo: Repository, digest: str, source: RepoName) -> bool:
@@ -90,6 +110,16 @@ def unlink(repo: Repository, digest: str) -> bool:
         delete(BlobLink).where(BlobLink.repository_id == repo.id, BlobLink.digest == digest)
     )
     if result.rowcount > 0:
-        gc.note([digest])
+        gc.note([digest])  # a candidate's row before a scope's, as every writer takes them
+        quotas.release([repo.registry_id], digest)
         audit.on_repository("blob.delete", repo, digest)
     return result.rowcount > 0
+
+
+def abandon(stored: list[tuple[str, int]]) -> None:
+    """After a refusal rolled a push back: content it had already put in the store gets a row
+    and becomes a candidate for the collector, which deletes it unless something uses it."""
+    items = sorted(set(stored))
+    for digest, size in items:
+        insert_ignore(Blob, ["digest"], digest=digest, size=size)
+    gc.note([d for d, _ in items])

@@ -10,7 +10,7 @@ from sqlalchemy import delete, select
 from app import digests
 from app.access import audit
 from app.models import Manifest, ManifestReference, Repository, Tag, db
-from app.registry import blobs, gc, immutability, manifest_store, manifests
+from app.registry import blobs, gc, immutability, manifest_store, manifests, quotas
 from app.registry.errors import RegistryError
 
 
@@ -124,8 +124,11 @@ def delete_manifest(repo: Repository, digest: str) -> list[Removal]:
         noted.update(manifest_store.references_of(manifest))
     gc.note(noted)
     ids = [m.id for m in rows]
+    gone = [m.digest for m in rows]
     db.session.execute(delete(Tag).where(Tag.manifest_id.in_(ids)))
     db.session.execute(delete(Manifest).where(Manifest.id.in_(ids)))
+    for digest in gone:
+        quotas.release([repo.registry_id], digest)
     db.session.flush()
     for removal in removals:
         details = {"tags": list(removal.tags), "reason": removal.reason}

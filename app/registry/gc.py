@@ -28,6 +28,7 @@ from app.models import Blob, BlobLink, GcCandidate, GcStats, Manifest, ManifestR
 from app.models.base import utcnow
 from app.models.transaction import unit_of_work
 from app.models.upsert import insert_ignore, upsert
+from app.registry import quotas
 from app.storage import BlobStore
 
 LIVE = "live"
@@ -76,6 +77,54 @@ def referenced(digest: str, now: datetime) -> bool:
     )
 
 
+def _stale_links(digest: str, now: datetime) -> list[tuple[int, int]]:
+    """(link id, repository id) of the links of content that stays, used elsewhere, in
+    repositories where no manifest names it any more, past the grace period: they go, and
+    their scopes get the storage back. The blob row is held `FOR UPDATE` meanwhile, and a
+    manifest push re-reads its links once it holds the rows `FOR SHARE`
+    (`app.registry.blobs.linked_sizes`), so none is left naming content its repository
+    cannot read."""
+    recent = now - grace()
+    named_here = (
+        select(ManifestReference.digest)
+        .join(Manifest, Manifest.id == ManifestReference.manifest_id)
+        .where(ManifestReference.digest == digest, Manifest.repository_id == BlobLink.repository_id)
+    )
+    stored_here = select(Manifest.id).where(
+        Manifest.digest == digest, Manifest.repository_id == BlobLink.repository_id
+    )
+    rows = db.session.execute(
+        select(BlobLink.id, BlobLink.repository_id).where(
+            BlobLink.digest == digest,
+            BlobLink.created_at <= recent,
+            ~named_here.exists(),
+            ~stored_here.exists(),
+        )
+    ).all()
+    return [(i, r) for i, r in rows]
+
+
+def _all_links(digest: str) -> list[tuple[int, int]]:
+    rows = db.session.execute(
+        select(BlobLink.id, BlobLink.repository_id).where(BlobLink.digest == digest)
+    ).all()
+    return [(i, r) for i, r in rows]
+
+
+def _unlink(digest: str, links: list[tuple[int, int]]) -> bool:
+    """Delete these links and give their scopes the storage back; False, touching nothing,
+    when a push holds one of those scopes (the candidate is looked at again shortly: the
+    sweeper never waits for a scope's row while it holds blob rows pushes may wait for)."""
+    if not links:
+        return True
+    repository_ids = [r for _, r in links]
+    if not quotas.lock_scopes(repository_ids):
+        return False
+    db.session.execute(delete(BlobLink).where(BlobLink.id.in_([i for i, _ in links])))
+    quotas.release_in_repositories(repository_ids, digest)
+    return True
+
+
 def _lock(digest: str) -> tuple[int, str] | None | bool:
     """The blob's (size, state) with its row locked; None when there is no row; False when a
     push holds it (PostgreSQL: it is being linked right now, so it is not garbage yet)."""
@@ -103,11 +152,16 @@ def _mark(digest: str, now: datetime, result: SweepResult) -> tuple[str, int] | 
         return None
     if locked is None or locked[1] != LIVE:
         return None
-    if referenced(digest, now):
+    keep = referenced(digest, now)
+    # Links past the grace period that no manifest uses go, with the content or without it,
+    # and so does the storage they counted for in each scope.
+    if not _unlink(digest, _stale_links(digest, now) if keep else _all_links(digest)):
+        note([digest], now + BUSY_RETRY)
+        result.postponed += 1
+        return None
+    if keep:
         result.kept += 1
         return None
-    # Links past the grace period that no manifest uses go with the content.
-    db.session.execute(delete(BlobLink).where(BlobLink.digest == digest))
     db.session.execute(update(Blob).where(Blob.digest == digest).values(state=DELETING))
     return digest, locked[0]
 

@@ -12,7 +12,7 @@ from app.models import Manifest, ManifestReference, Repository, Tag, db
 from app.models.base import utcnow
 from app.models.ordering import bytewise
 from app.models.upsert import insert_ignore, upsert
-from app.registry import blobs, gc, immutability, manifests
+from app.registry import blobs, gc, immutability, manifests, quotas
 from app.registry.errors import RegistryError
 from app.registry.names import check_tag
 from app.storage import BlobStore
@@ -131,8 +131,7 @@ def put(
     blobs.record(digest, len(body))
     _check_references(repo, parsed)
 
-    store.put(digest, body)
-    insert_ignore(
+    added = insert_ignore(
         Manifest,
         ["repository_id", "digest"],
         repository_id=repo.id,
@@ -145,6 +144,11 @@ def put(
         created_at=utcnow(),
         pushed_by=pusher(),
     )
+    if added:
+        # Refused past a quota before the object is written: a refusal leaves nothing behind.
+        quotas.charge(repo, digest, len(body))
+    # The row commits with the transaction, after the object is in the store.
+    store.put(digest, body)
     manifest = find(repo, digest)
     _record_references(manifest, parsed)
     before = _tagged(repo, tags)
@@ -216,6 +220,7 @@ def delete_reference(repo: Repository, reference: str) -> None:
         db.session.execute(delete(Tag).where(Tag.manifest_id == manifest.id))
         db.session.delete(manifest)
         audit.on_repository("manifest.delete", repo, manifest.digest, {"tags": tags})
+        quotas.release([repo.registry_id], manifest.digest)
     else:
         db.session.execute(delete(Tag).where(Tag.repository_id == repo.id, Tag.name == reference))
         audit.on_repository("tag.delete", repo, reference, {"digest": manifest.digest})

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from app import digests
 from app.access import Principal
@@ -148,12 +148,21 @@ def finish(store: BlobStore, repo: Repository, upload: Upload, digest: str) -> i
     else:
         store.upload_abort(upload.id)
     _hashes.drop(upload.id)
-    blobs.link(repo, digest)
-    # Content uploaded but never referenced by a manifest goes after the grace period.
+    # Content uploaded but never referenced by a manifest goes after the grace period. Noted
+    # before the link counts toward a quota: every writer takes a candidate's row before a
+    # scope's (see app.registry.quotas).
     gc.note([digest])
+    blobs.link(repo, digest)
     db.session.delete(upload)
     db.session.flush()
     return size
+
+
+def forget_refused(upload_id: str, digest: str, size: int) -> None:
+    """After a quota refusal rolled `finish` back: the session's bytes already went to the
+    store under their digest, so its row goes and the content is left to the collector."""
+    db.session.execute(delete(Upload).where(Upload.id == upload_id))
+    blobs.abandon([(digest, size)])
 
 
 def ingest(

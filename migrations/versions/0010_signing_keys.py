@@ -1,7 +1,7 @@
 """signing keys, signature policies and cached signature verifications
 
 Revision ID: 0010_signing_keys
-Revises: 0007_audit_log
+Revises: 0009_quotas
 Create Date: 2026-11-25 17:00:00.000000
 
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = "0010_signing_keys"
-down_revision = "0007_audit_log"
+down_revision = "0009_quotas"
 branch_labels = None
 depends_on = None
 
