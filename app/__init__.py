@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     from app import gate
     from app.api import openapi as _openapi  # noqa: F401 - registers /api/v1/openapi.json
+    from app.api import retention as _api_retention  # noqa: F401 - retention policies
     from app.api import routes as _api_routes  # noqa: F401 - registers the management routes
     from app.api.framework import bp as api_bp
     from app.auth.routes import bp as auth_bp

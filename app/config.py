@@ -139,6 +139,8 @@ class Settings:
     # `flask gc worker`: seconds between passes; upload sessions older than this are aborted.
     gc_interval_seconds: int = 60
     upload_max_age_seconds: int = 24 * 3600
+    # `flask gc worker`: each retention policy is applied at most once per this many seconds.
+    retention_interval_seconds: int = 3600
     extra: dict = field(default_factory=dict)
 
     @classmethod

@@ -117,6 +117,11 @@ REQUIREMENTS: dict[str, str] = {
     "GET api.list_tag_rules": "org:read",
     "POST api.create_tag_rule": "org:admin",
     "DELETE api.delete_tag_rule": "org:admin",
+    "GET api.list_retention_policies": "org:admin",
+    "POST api.create_retention_policy": "org:admin",
+    "PATCH api.update_retention_policy": "org:admin",
+    "DELETE api.delete_retention_policy": "org:admin",
+    "GET api.retention_report": "org:admin",
     # web console: pages and form actions (callers as CONSOLE_AS below says)
     "GET console.home": "public",
     "GET console.sign_in": "public",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.cli import accounts, bootstrap, gc, tenants, uploads
+from app.cli import accounts, bootstrap, gc, retention, tenants, uploads
 
 
 def register(app: Flask) -> None:
@@ -14,5 +14,6 @@ def register(app: Flask) -> None:
         *tenants.COMMANDS,
         *uploads.COMMANDS,
         *gc.COMMANDS,
+        *retention.COMMANDS,
     ):
         app.cli.add_command(command)

@@ -10,6 +10,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from app.cli.retention import run_due
 from app.models.transaction import unit_of_work
 from app.registry import gc, manifest_store
 from app.registry.uploads import sweep_abandoned
@@ -22,10 +23,12 @@ def _store():
 
 
 def run_once() -> gc.SweepResult:
-    """One pass of the background work: expire abandoned uploads, then collect garbage."""
+    """One pass of the background work: expire abandoned uploads, apply the retention policies
+    that are due, then collect garbage."""
     settings = current_app.extensions["cargohold.settings"]
     with unit_of_work():
         sweep_abandoned(_store(), timedelta(seconds=settings.upload_max_age_seconds))
+    run_due()
     return gc.sweep(_store())
 
 

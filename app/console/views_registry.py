@@ -7,6 +7,7 @@ from flask import render_template, request
 from sqlalchemy import func, select
 
 from app.access.policy import find_registry
+from app.console import retention as retention_panel
 from app.console import session as console_session
 from app.console.blueprint import bp
 from app.console.connect import snippets
@@ -110,4 +111,5 @@ def registry(org: str, registry: str):
         can_push=can_push,
         snippets=snippets(base_url(), host(), org, registry, me.username if me else ""),
         insecure=base_url().startswith("http://"),
+        retention=retention_panel.panel(org, reg, request.args.get("retention") == "report"),
     )

@@ -4,6 +4,7 @@ from app.models.base import db
 from app.models.content import Blob, BlobLink, Manifest, Repository, Tag, Upload
 from app.models.lifecycle import GcCandidate, GcStats, ManifestReference, TagRule
 from app.models.python import PythonFile, PythonProject
+from app.models.retention import RetentionPolicy
 from app.models.tenancy import (
     AccessToken,
     Invitation,
@@ -34,6 +35,7 @@ __all__ = [
     "PythonProject",
     "Registry",
     "Repository",
+    "RetentionPolicy",
     "Tag",
     "TagRule",
     "Upload",
