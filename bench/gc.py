@@ -1,11 +1,15 @@
 """Garbage-collection time against the amount of garbage and the size of the live set.
 
-Builds a registry in process (SQLite + filesystem in a temporary folder, or whatever the
-CARGOHOLD_* environment names), with `--live` blobs referenced by manifests and `--garbage`
+Builds a registry in process with `--live` blobs referenced by manifests and `--garbage`
 blobs that lost their last reference (due candidates), then times one `gc.sweep`. The cost
 must follow the garbage, not the live set: compare rows with equal garbage.
 
+`--backend sqlite` (the default): SQLite + filesystem in a temporary folder (or whatever the
+CARGOHOLD_* environment names). `--backend postgres`: a new database on the PostgreSQL and a
+new prefix in the S3 bucket that `make services` started, both removed afterwards.
+
     .venv/bin/python bench/gc.py --live 5000 50000 --garbage 1000 10000
+    .venv/bin/python bench/gc.py --backend postgres --live 5000 50000 --garbage 1000 10000
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -41,6 +48,8 @@ from app.models.transaction import unit_of_work  # noqa: E402
 from app.registry import gc  # noqa: E402
 
 BATCH = 5000
+# Objects are written by several threads: S3 answers each small PUT in a round trip.
+PUT_THREADS = 16
 
 
 def _digest(kind: str, i: int) -> str:
@@ -60,8 +69,8 @@ def build(store, live: int, garbage: int) -> None:
     for kind, count in (("live", live), ("garbage", garbage)):
         for start in range(0, count, BATCH):
             digests = [_digest(kind, i) for i in range(start, min(count, start + BATCH))]
-            for d in digests:
-                store.put(d, b"x" * 64)
+            with ThreadPoolExecutor(PUT_THREADS) as pool:
+                list(pool.map(lambda d: store.put(d, b"x" * 64), digests))
             with unit_of_work():
                 db.session.execute(
                     insert(Blob), [{"digest": d, "size": 64, "created_at": old} for d in digests]
@@ -91,9 +100,40 @@ def build(store, live: int, garbage: int) -> None:
                     )
 
 
-def one(live: int, garbage: int) -> dict:
-    with tempfile.TemporaryDirectory(prefix="cargohold-bench-gc-") as tmp:
-        env = {"CARGOHOLD_DATA_DIR": tmp, "CARGOHOLD_GC_GRACE_SECONDS": "3600"}
+@contextmanager
+def backend_env(backend: str) -> Iterator[dict[str, str]]:
+    """CARGOHOLD_* settings for one run on this backend, cleaned up afterwards."""
+    if backend == "sqlite":
+        yield {}
+        return
+    from tests.support.services import load, unique_prefix
+
+    services = load()
+    if services is None:
+        sys.exit("PostgreSQL and S3 are not running: `make services` first")
+    url, prefix = services.create_database(), unique_prefix()
+    env = services.server_env(url, prefix)
+    # The S3 store takes its credentials from the standard AWS chain, as in production.
+    saved = {k: os.environ.get(k) for k in env if k.startswith("AWS_")}
+    os.environ.update({k: env.pop(k) for k in saved})
+    try:
+        yield env
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        services.drop_database(url)
+        services.purge(prefix)
+
+
+def one(live: int, garbage: int, backend: str) -> dict:
+    with (
+        tempfile.TemporaryDirectory(prefix="cargohold-bench-gc-") as tmp,
+        backend_env(backend) as extra,
+    ):
+        env = {"CARGOHOLD_DATA_DIR": tmp, "CARGOHOLD_GC_GRACE_SECONDS": "3600", **extra}
         settings = Settings.from_env({**os.environ, **env})
         app = create_app(settings)
         with app.app_context():
@@ -119,6 +159,7 @@ def one(live: int, garbage: int) -> dict:
             db.session.remove()
             db.engine.dispose()
     return {
+        "backend": backend,
         "live": live,
         "garbage": garbage,
         "gc_seconds": round(elapsed, 3),
@@ -131,16 +172,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--live", type=int, nargs="+", default=[5000, 50000])
     parser.add_argument("--garbage", type=int, nargs="+", default=[1000, 10000])
-    parser.add_argument("--out", type=Path, default=ROOT / "bench/results/gc.json")
+    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    out = args.out or ROOT / "bench/results" / (
+        "gc.json" if args.backend == "sqlite" else f"gc-{args.backend}.json"
+    )
     rows = []
     for live in args.live:
         for garbage in args.garbage:
-            row = one(live, garbage)
+            row = one(live, garbage, args.backend)
             print(json.dumps(row), flush=True)
             rows.append(row)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(rows, indent=2) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rows, indent=2) + "\n")
 
 
 if __name__ == "__main__":
