@@ -121,5 +121,5 @@ def glob(column, pattern: str) -> ColumnElement[bool]:
     """`column` matches the glob, case-sensitively, as an index-friendly SQL condition:
     SQLite's GLOB; PostgreSQL's LIKE (patterns hold no brackets, so both read alike)."""
     if db.session.get_bind().dialect.name == "sqlite":
-        return column.op("GLOB")(pattern)
+        return column.op("GLOB", is_comparison=True)(pattern)
     return column.like(_like(pattern), escape="\\")
