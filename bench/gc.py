@@ -1,8 +1,9 @@
 """Garbage-collection time against the amount of garbage and the size of the live set.
 
-Builds a registry in process with `--live` blobs referenced by manifests and `--garbage`
-blobs that lost their last reference (due candidates), then times one `gc.sweep`. The cost
-must follow the garbage, not the live set: compare rows with equal garbage.
+Builds a registry in process whose live set (blobs referenced by manifests) grows through the
+`--live` sizes; at each size, each `--garbage` amount of blobs that lost their last reference
+(due candidates) is added and collected by one timed `gc.sweep`. The cost must follow the
+garbage, not the live set: compare rows with equal garbage.
 
 `--backend sqlite` (the default): SQLite + filesystem in a temporary folder (or whatever the
 CARGOHOLD_* environment names). `--backend postgres`: a new database on the PostgreSQL and a
@@ -56,48 +57,50 @@ def _digest(kind: str, i: int) -> str:
     return f"sha256:{'a' if kind == 'live' else 'b'}{i:063x}"
 
 
-def build(store, live: int, garbage: int) -> None:
-    """Live blobs: one manifest per 10 layers, linked and referenced. Garbage: rows, objects
-    and due candidates, nothing referencing them."""
-    old = utcnow() - timedelta(days=2)
+def _repository() -> int:
     with unit_of_work():
         org_registry = db.session.execute(db.text("SELECT id FROM registries LIMIT 1")).scalar()
         repo = Repository(registry_id=org_registry, name="acme/main/bench/gc")
         db.session.add(repo)
         db.session.flush()
-        repo_id = repo.id
-    for kind, count in (("live", live), ("garbage", garbage)):
-        for start in range(0, count, BATCH):
-            digests = [_digest(kind, i) for i in range(start, min(count, start + BATCH))]
-            with ThreadPoolExecutor(PUT_THREADS) as pool:
-                list(pool.map(lambda d: store.put(d, b"x" * 64), digests))
-            with unit_of_work():
+        return repo.id
+
+
+def add(store, repo_id: int, kind: str, start: int, end: int) -> None:
+    """Blobs number start..end-1 of a kind. Live: one manifest per 10 layers, linked and
+    referenced. Garbage: rows, objects and due candidates, nothing referencing them."""
+    old = utcnow() - timedelta(days=2)
+    for first in range(start, end, BATCH):
+        digests = [_digest(kind, i) for i in range(first, min(end, first + BATCH))]
+        with ThreadPoolExecutor(PUT_THREADS) as pool:
+            list(pool.map(lambda d: store.put(d, b"x" * 64), digests))
+        with unit_of_work():
+            db.session.execute(
+                insert(Blob), [{"digest": d, "size": 64, "created_at": old} for d in digests]
+            )
+            if kind == "garbage":
                 db.session.execute(
-                    insert(Blob), [{"digest": d, "size": 64, "created_at": old} for d in digests]
+                    insert(GcCandidate), [{"digest": d, "review_at": old} for d in digests]
                 )
-                if kind == "garbage":
-                    db.session.execute(
-                        insert(GcCandidate), [{"digest": d, "review_at": old} for d in digests]
-                    )
-                    continue
+                continue
+            db.session.execute(
+                insert(BlobLink),
+                [{"repository_id": repo_id, "digest": d, "created_at": old} for d in digests],
+            )
+            for group in range(0, len(digests), 10):
+                layers = digests[group : group + 10]
+                manifest = Manifest(
+                    repository_id=repo_id,
+                    digest=layers[0],
+                    media_type="application/vnd.oci.image.manifest.v1+json",
+                    size=64,
+                )
+                db.session.add(manifest)
+                db.session.flush()
                 db.session.execute(
-                    insert(BlobLink),
-                    [{"repository_id": repo_id, "digest": d, "created_at": old} for d in digests],
+                    insert(ManifestReference),
+                    [{"manifest_id": manifest.id, "digest": d} for d in layers],
                 )
-                for group in range(0, len(digests), 10):
-                    layers = digests[group : group + 10]
-                    manifest = Manifest(
-                        repository_id=repo_id,
-                        digest=layers[0],
-                        media_type="application/vnd.oci.image.manifest.v1+json",
-                        size=64,
-                    )
-                    db.session.add(manifest)
-                    db.session.flush()
-                    db.session.execute(
-                        insert(ManifestReference),
-                        [{"manifest_id": manifest.id, "digest": d} for d in layers],
-                    )
 
 
 @contextmanager
@@ -128,7 +131,9 @@ def backend_env(backend: str) -> Iterator[dict[str, str]]:
         services.purge(prefix)
 
 
-def one(live: int, garbage: int, backend: str) -> dict:
+def series(lives: list[int], garbages: list[int], backend: str):
+    """One registry whose live set grows through `lives`; at each size, each amount of
+    garbage is added and collected by one timed sweep. Yields a row per sweep."""
     with (
         tempfile.TemporaryDirectory(prefix="cargohold-bench-gc-") as tmp,
         backend_env(backend) as extra,
@@ -147,25 +152,34 @@ def one(live: int, garbage: int, backend: str) -> dict:
                 tenancy.create_org("acme", user)
                 tenancy.create_registry("acme", "main")
             store = app.extensions["cargohold.store"]
-            t0 = time.perf_counter()
-            build(store, live, garbage)
-            built = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            result = gc.sweep(store)
-            elapsed = time.perf_counter() - t0
-            assert len(result.deleted) == garbage, (len(result.deleted), garbage)
-            remaining = db.session.execute(db.text("SELECT count(*) FROM blobs")).scalar()
-            assert remaining == live, remaining
+            repo_id = _repository()
+            live_now = garbage_made = 0
+            for live in sorted(lives):
+                t0 = time.perf_counter()
+                add(store, repo_id, "live", live_now, live)
+                live_now = live
+                for garbage in garbages:
+                    add(store, repo_id, "garbage", garbage_made, garbage_made + garbage)
+                    garbage_made += garbage
+                    built = time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    result = gc.sweep(store)
+                    elapsed = time.perf_counter() - t0
+                    assert len(result.deleted) == garbage, (len(result.deleted), garbage)
+                    remaining = db.session.execute(db.text("SELECT count(*) FROM blobs")).scalar()
+                    assert remaining == live, remaining
+                    db.session.rollback()
+                    yield {
+                        "backend": backend,
+                        "live": live,
+                        "garbage": garbage,
+                        "gc_seconds": round(elapsed, 3),
+                        "per_garbage_blob_ms": round(elapsed * 1000 / max(garbage, 1), 3),
+                        "build_seconds": round(built, 1),
+                    }
+                    t0 = time.perf_counter()
             db.session.remove()
             db.engine.dispose()
-    return {
-        "backend": backend,
-        "live": live,
-        "garbage": garbage,
-        "gc_seconds": round(elapsed, 3),
-        "per_garbage_blob_ms": round(elapsed * 1000 / max(garbage, 1), 3),
-        "build_seconds": round(built, 1),
-    }
 
 
 def main() -> None:
@@ -179,11 +193,9 @@ def main() -> None:
         "gc.json" if args.backend == "sqlite" else f"gc-{args.backend}.json"
     )
     rows = []
-    for live in args.live:
-        for garbage in args.garbage:
-            row = one(live, garbage, args.backend)
-            print(json.dumps(row), flush=True)
-            rows.append(row)
+    for row in series(args.live, args.garbage, args.backend):
+        print(json.dumps(row), flush=True)
+        rows.append(row)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=2) + "\n")
 
