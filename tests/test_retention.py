@@ -310,7 +310,7 @@ def test_policy_changes_and_bad_input(srv, reg):
         ).status_code
         == 404
     )
-    for limit in ("0", "abc", "10001", "-1"):
+    for limit in ("0", "abc", "10001", "-1", "²", "9" * 50):
         r = requests.get(api(srv, reg, f"/retention-report?limit={limit}"), auth=admin(srv))
         assert r.status_code == 400, limit
     r = requests.get(

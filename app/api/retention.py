@@ -118,7 +118,10 @@ def retention_report(org: str, registry: str):
     """Dry run: what the registry's enabled policies would remove now, and which removes it."""
     reg = _registry(org, registry)
     raw = request.args.get("limit", str(REPORT_LIMIT))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_REPORT_LIMIT:
+    if (
+        not (raw.isascii() and raw.isdigit() and len(raw) <= 5)
+        or not 1 <= int(raw) <= MAX_REPORT_LIMIT
+    ):
         raise ApiError(400, "INVALID", f"limit must be between 1 and {MAX_REPORT_LIMIT}")
     limit = int(raw)
     prefix = f"{org}/{registry}/"
