@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app import gate
     from app.api import openapi as _openapi  # noqa: F401 - registers /api/v1/openapi.json
     from app.api import quotas as _api_quotas  # noqa: F401 - registers /api/v1/.../quota
+    from app.api import retention as _api_retention  # noqa: F401 - retention policies
     from app.api import routes as _api_routes  # noqa: F401 - registers the management routes
     from app.api import signing as _api_signing  # noqa: F401 - signing keys and policy
     from app.api import vulnerabilities as _api_vulnerabilities  # noqa: F401

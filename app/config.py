@@ -149,6 +149,8 @@ class Settings:
     # None: unlimited. Site admins change each one through /api/v1/.../quota.
     default_org_quota_bytes: int | None = None
     default_registry_quota_bytes: int | None = None
+    # `flask gc worker`: each retention policy is applied at most once per this many seconds.
+    retention_interval_seconds: int = 3600
     extra: dict = field(default_factory=dict)
 
     @classmethod

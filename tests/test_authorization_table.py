@@ -142,6 +142,11 @@ REQUIREMENTS: dict[str, str] = {
     "GET api.get_registry_quota": "org:read",
     "PUT api.put_registry_quota": "site:admin",
     "GET api.list_quotas": "site:admin",
+    "GET api.list_retention_policies": "org:admin",
+    "POST api.create_retention_policy": "org:admin",
+    "PATCH api.update_retention_policy": "org:admin",
+    "DELETE api.delete_retention_policy": "org:admin",
+    "GET api.retention_report": "org:admin",
     # web console: pages and form actions (callers as CONSOLE_AS below says)
     "GET console.home": "public",
     "GET console.sign_in": "public",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.pypi.dists import make_sdist, make_wheel, upload
+from tests.pypi.dists import form_for, make_sdist, make_wheel, upload
 from tests.support.client import OCIClient, digest_of
 from tests.support.server import BIN, ROOT, Server, make_server
 from tests.support.services import Backend, load
@@ -119,33 +120,124 @@ def delete_manifest(c: OCIClient, repo: str, digest: str) -> None:
 # ---- storage back to its baseline ----------------------------------------------------------
 
 
+# Issue figures: 200 images and 200 Python files pushed over HTTP, every one deleted, one pass.
+IMAGES = 200
+PYTHON_FILES = 200
+THREADS = 8
+
+
+def token_session(srv: Server, repos: list[str]) -> requests.Session:
+    """A keep-alive session holding one Bearer token for all these repositories, as a client
+    pushing many images to them would (no challenge round trip per request)."""
+    challenge = requests.get(f"{srv.url}/v2/", timeout=30).headers["WWW-Authenticate"]
+    params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+    scopes = [f"repository:{repo}:pull,push,delete" for repo in repos]
+    r = requests.get(
+        params["realm"],
+        params={"service": params["service"], "scope": scopes},
+        auth=("admin", srv.users["admin"]),
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {r.json()['token']}"
+    return session
+
+
+def per_thread(make):
+    """One session per worker thread: requests' sessions are not shared between threads."""
+    local = threading.local()
+
+    def get():
+        if not hasattr(local, "session"):
+            local.session = make()
+        return local.session
+
+    return get
+
+
+def push_small_image(session: requests.Session, base: str, repo: str, i: int, shared: bytes):
+    config = json.dumps({"architecture": "amd64", "os": "linux", "image": i}).encode()
+    descs = []
+    for blob in (config, shared, f"layer of image {i}".encode() + os.urandom(64)):
+        digest = digest_of(blob)
+        r = session.post(f"{base}/v2/{repo}/blobs/uploads/?digest={digest}", data=blob, timeout=60)
+        assert r.status_code == 201, r.text
+        descs.append({"mediaType": "application/octet-stream", "digest": digest, "size": len(blob)})
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST,
+        "config": {**descs[0], "mediaType": "application/vnd.oci.image.config.v1+json"},
+        "layers": descs[1:],
+    }
+    r = session.put(
+        f"{base}/v2/{repo}/manifests/v{i}",
+        data=json.dumps(manifest),
+        headers={"Content-Type": MANIFEST},
+        timeout=60,
+    )
+    assert r.status_code == 201, r.text
+    return repo, r.headers["Docker-Content-Digest"]
+
+
 def test_deleting_everything_returns_storage_to_baseline(gc_server, tmp_path):
-    srv, c = gc_server, client(gc_server)
-    baseline = stored(srv)
-    shared = os.urandom(2048)
-    pushed = []
-    for i in range(12):
-        repo = f"acme/main/gc/app{i % 3}"
-        layers = [shared, os.urandom(1000 + i), f"layer {i}".encode()]
-        pushed.append((repo, push(c, repo, f"v{i}", layers)))
-    files = []
+    srv = gc_server
     auth = ("admin", srv.users["admin"])
-    url = f"{srv.url}/api/v1/acme/main/python/"
-    for i in range(6):
+    baseline = stored(srv)
+    repos = [f"acme/main/gc/app{i}" for i in range(10)]
+    oci = per_thread(lambda: token_session(srv, repos))
+    shared = os.urandom(2048)
+
+    def push_one(i: int) -> tuple[str, str]:
+        return push_small_image(oci(), srv.url, repos[i % len(repos)], i, shared)
+
+    # Python files: a wheel and an sdist per release, over four projects.
+    dists = []
+    for i in range(PYTHON_FILES):
+        project, version = f"gcpkg{i % 4}", f"1.{i // 2}"
         folder = tmp_path / f"dist{i}"
         folder.mkdir()
         maker = make_wheel if i % 2 else make_sdist
-        path = maker(folder, "gcpkg", f"1.{i}")
-        r = upload(url, path, "gcpkg", f"1.{i}", auth)
-        assert r.status_code == 200, r.text
-        files.append(path.name)
-    assert len(stored(srv)) > len(baseline) + 12
+        dists.append((project, version, maker(folder, project, version)))
+    pypi = f"{srv.url}/api/v1/acme/main/python/"
 
-    for repo, digest in pushed:
-        delete_manifest(c, repo, digest)
-    for name in files:
-        r = requests.delete(f"{url}projects/gcpkg/files/{name}", auth=auth, timeout=60)
+    def basic_session() -> requests.Session:
+        session = requests.Session()
+        session.auth = auth
+        return session
+
+    python = per_thread(basic_session)
+
+    def upload_one(dist) -> tuple[str, str]:
+        project, version, path = dist
+        with open(path, "rb") as f:
+            r = python().post(
+                pypi,
+                data=form_for(path, project, version),
+                files={"content": (path.name, f, "application/octet-stream")},
+                timeout=120,
+            )
+        assert r.status_code == 200, r.text
+        return project, path.name
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        pushed = list(pool.map(push_one, range(IMAGES)))
+        files = list(pool.map(upload_one, dists))
+    assert len(stored(srv)) >= len(baseline) + IMAGES * 3 + PYTHON_FILES * 2
+
+    def delete_image(item: tuple[str, str]) -> None:
+        repo, digest = item
+        r = oci().delete(f"{srv.url}/v2/{repo}/manifests/{digest}", timeout=60)
+        assert r.status_code == 202, r.text
+
+    def delete_file(item: tuple[str, str]) -> None:
+        project, name = item
+        r = python().delete(f"{pypi}projects/{project}/files/{name}", timeout=60)
         assert r.status_code in (200, 204), r.text
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        list(pool.map(delete_image, pushed))
+        list(pool.map(delete_file, files))
     gc_run(srv)
 
     assert stored(srv) == baseline
@@ -153,8 +245,10 @@ def test_deleting_everything_returns_storage_to_baseline(gc_server, tmp_path):
     assert blobs_left == len(baseline)
     figures = requests.get(f"{srv.url}/api/v1/admin/gc", auth=auth, timeout=30).json()
     assert figures["candidates_due"] == 0
-    assert figures["blobs_deleted"] >= 12 * 2 + 6
-    assert figures["bytes_reclaimed"] > 12 * 1000
+    # Each image: manifest, config, own layer (and the shared layer once); each file: the file
+    # and its manifest at least (metadata blobs may be shared).
+    assert figures["blobs_deleted"] >= IMAGES * 3 + 1 + PYTHON_FILES * 2
+    assert figures["bytes_reclaimed"] > IMAGES * 64
     assert figures["last_run_at"]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.cli import accounts, audit, bootstrap, gc, quotas, tenants, uploads, vulns
+from app.cli import accounts, audit, bootstrap, gc, quotas, retention, tenants, uploads, vulns
 
 
 def register(app: Flask) -> None:
@@ -17,5 +17,6 @@ def register(app: Flask) -> None:
         *audit.COMMANDS,
         *vulns.COMMANDS,
         *quotas.COMMANDS,
+        *retention.COMMANDS,
     ):
         app.cli.add_command(command)

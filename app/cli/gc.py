@@ -11,6 +11,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from app.access import audit_log
+from app.cli.retention import run_due
 from app.models.transaction import unit_of_work
 from app.registry import gc, manifest_store
 from app.registry.uploads import sweep_abandoned
@@ -23,11 +24,12 @@ def _store():
 
 
 def run_once() -> gc.SweepResult:
-    """One pass of the background work: expire abandoned uploads, collect garbage, and purge
-    audit events past their retention."""
+    """One pass of the background work: expire abandoned uploads, apply the retention policies
+    that are due, collect garbage, and purge audit events past their retention."""
     settings = current_app.extensions["cargohold.settings"]
     with unit_of_work():
         sweep_abandoned(_store(), timedelta(seconds=settings.upload_max_age_seconds))
+    run_due()
     result = gc.sweep(_store())
     with unit_of_work():
         audit_log.purge(settings.audit_retention_days)

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from app.access import ORG_READ
 from app.access.policy import find_registry
+from app.console import retention as retention_panel
 from app.console import session as console_session
 from app.console.blueprint import bp
 from app.console.connect import snippets
@@ -120,4 +121,5 @@ def registry(org: str, registry: str):
         usage=usage,
         snippets=snippets(base_url(), host(), org, registry, me.username if me else ""),
         insecure=base_url().startswith("http://"),
+        retention=retention_panel.panel(org, reg, request.args.get("retention") == "report"),
     )

@@ -6,6 +6,7 @@ from app.models.content import Blob, BlobLink, Manifest, Repository, Tag, Upload
 from app.models.lifecycle import GcCandidate, GcStats, ManifestReference, TagRule
 from app.models.python import PythonFile, PythonProject
 from app.models.quotas import QuotaContent, QuotaScope
+from app.models.retention import RetentionPolicy
 from app.models.signing import SignatureCheck, SigningKey, SigningPolicy
 from app.models.tenancy import (
     AccessToken,
@@ -57,6 +58,7 @@ __all__ = [
     "SigningKey",
     "SigningPolicy",
     "Repository",
+    "RetentionPolicy",
     "Tag",
     "TagRule",
     "Upload",

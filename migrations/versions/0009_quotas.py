@@ -4,7 +4,7 @@ Every existing organisation and registry gets an unlimited scope whose usage is 
 from the blob links and manifests already stored, each digest counted once per scope.
 
 Revision ID: 0009_quotas
-Revises: 0007_audit_log
+Revises: 0008_retention
 Create Date: 2026-11-25 17:00:00.000000
 
 """
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = "0009_quotas"
-down_revision = "0007_audit_log"
+down_revision = "0008_retention"
 branch_labels = None
 depends_on = None
 
