@@ -128,6 +128,22 @@ def test_keep_newest_tags_with_protection_and_immutability(srv, reg):
     assert digest_of(b"keep layer 3") in stored(srv)
     listed = requests.get(api(srv, reg, "/retention-policies"), auth=admin(srv)).json()["policies"]
     assert listed[0]["last_run_removed"] == 3 and listed[0]["last_run_at"]
+    # Every removal is in the audit log, as the policy's.
+    r = requests.get(
+        f"{srv.url}/api/v1/orgs/acme/audit",
+        params={"repository": repo, "limit": 100},
+        auth=admin(srv),
+        timeout=60,
+    )
+    assert r.status_code == 200, r.text
+    by_policy = {
+        (e["action"], e["reference"])
+        for e in r.json()["events"]
+        if e["actor"]["name"] == f"retention-policy:{policy['id']}"
+    }
+    assert {("tag.delete", "v3"), ("tag.delete", "v4"), ("manifest.delete", images["v4"])} <= (
+        by_policy
+    ), by_policy
 
 
 # ---- untagged manifests, referrers, index children ------------------------------------------
