@@ -3,6 +3,7 @@
 from app.models.base import db
 from app.models.content import Blob, BlobLink, Manifest, Repository, Tag, Upload
 from app.models.lifecycle import GcCandidate, GcStats, ManifestReference, TagRule
+from app.models.policy_stamp import PolicyStamp
 from app.models.python import PythonFile, PythonProject
 from app.models.tenancy import (
     AccessToken,
@@ -29,6 +30,7 @@ __all__ = [
     "BlobLink",
     "Manifest",
     "Membership",
+    "PolicyStamp",
     "Organisation",
     "PythonFile",
     "PythonProject",
