@@ -22,6 +22,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# `--root CHECKOUT` measures another checkout of Cargohold (before and after a change).
+if "--root" in sys.argv:
+    ROOT = Path(sys.argv[sys.argv.index("--root") + 1]).resolve()
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
@@ -133,6 +136,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=30)
     parser.add_argument("--database-url", default="", help="PostgreSQL instead of SQLite")
+    parser.add_argument("--root", type=Path, default=ROOT, help="checkout to serve")
     args = parser.parse_args()
 
     env = {"CARGOHOLD_DATABASE_URL": args.database_url} if args.database_url else None
@@ -214,7 +218,7 @@ def main() -> None:
         assert r.status_code == 200
     finally:
         stop_all()
-    print(json.dumps(results, indent=1))
+    print(json.dumps(results))
 
 
 if __name__ == "__main__":
