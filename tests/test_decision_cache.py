@@ -121,3 +121,24 @@ def test_revoked_token_and_removed_member_refused_at_once_on_every_replica(serve
     finally:
         r = _call(admin, "PUT", "/orgs/acme/members/victor", json={"role": "viewer"})
         assert r.status_code in (200, 201, 204), r.text
+
+
+def test_every_watched_table_has_its_stamp_triggers(server):
+    """A later migration that rebuilds one of these tables on SQLite drops its triggers; the
+    app then keeps no decisions at all (safe, slower), and this test says which."""
+    from app.models.policy_stamp import WATCHED_TABLES
+
+    if server.env.get("CARGOHOLD_DATABASE_URL", "").startswith("postgresql"):
+        rows = server.sql(
+            "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "WHERE t.tgname LIKE '%policy_stamp'"
+        )
+        expected = {(table,) for table in WATCHED_TABLES}
+    else:
+        rows = server.sql("SELECT tbl_name, name FROM sqlite_master WHERE type = 'trigger'")
+        expected = {
+            (table, f"{table}_stamp_{event}")
+            for table in WATCHED_TABLES
+            for event in ("ins", "del", "upd")
+        }
+    assert expected <= set(rows)

@@ -18,3 +18,14 @@ class PolicyStamp(db.Model):
     # A fresh value per change, never a counter: a rolled-back change's value must never come
     # back for another change, or decisions computed inside that transaction would look current.
     stamp: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+# The tables whose triggers write the stamp (migration 0013_performance creates them).
+WATCHED_TABLES = (
+    "organisations",
+    "registries",
+    "memberships",
+    "registry_grants",
+    "users",
+    "access_tokens",
+)
