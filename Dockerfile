@@ -4,6 +4,9 @@
 # BASE_IMAGE is any Debian-like image with python3 (3.11+) and its venv module: the official
 # slim image by default; `make image` uses a local one made from Debian packages where no
 # container registry can be reached (scripts/base-image.sh).
+# Size on that base: 241 MB once sigstore-python came in for PEP 740 verification, 199.97 MB
+# with the cuts below and in scripts/base-image.sh (docs/operations.md lists them; each is
+# proved safe inside the built image by tests/test_image.py, running tests/image_check.py).
 ARG BASE_IMAGE=docker.io/library/python:3.12-slim
 # The build stage's image: the same system as BASE_IMAGE (the venv is copied across), with
 # binutils where it has them (scripts/base-image.sh makes such a twin) to strip the wheels'
@@ -44,12 +47,20 @@ RUN cd /opt/venv/lib/python3*/site-packages/botocore/data \
 ARG UNUSED_DISTRIBUTIONS="rich markdown-it-py mdurl email-validator dnspython pycparser"
 RUN /opt/build-tools/bin/pip --python /opt/venv/bin/python uninstall -q -y $UNUSED_DISTRIBUTIONS
 # docutils' writers other than HTML (readme_renderer renders with html5_polyglot), loaded only
-# by name; type stubs, read by type checkers only; the docutils front-end scripts.
+# by name; type stubs, read by type checkers only; SQLAlchemy's MySQL, SQL Server and Oracle
+# dialects (Cargohold runs on SQLite or PostgreSQL, and none of their drivers is installed);
+# boto3's resource models of services whose botocore models are gone above; Pygments' styles
+# other than the default, the only one readme_renderer's HtmlFormatter loads (it emits CSS
+# classes; a description cannot choose a style); the docutils and Pygments scripts.
 RUN cd /opt/venv/lib/python3*/site-packages \
  && rm -rf docutils/writers/latex2e docutils/writers/xetex docutils/writers/odf_odt \
     docutils/writers/s5_html docutils/writers/pep_html docutils/writers/manpage.py \
     docutils/writers/__pycache__/manpage.* \
  && find . -name '*.pyi' -delete \
+ && rm -rf sqlalchemy/dialects/mysql sqlalchemy/dialects/mssql sqlalchemy/dialects/oracle \
+ && find boto3/data -mindepth 1 -maxdepth 1 -type d -not -name s3 -not -name sqs -exec rm -rf {} + \
+ && find pygments/styles -name '*.py' -not -name __init__.py -not -name _mapping.py \
+    -not -name default.py -delete && rm -rf pygments/styles/__pycache__ \
  && rm -f /opt/venv/bin/rst2* /opt/venv/bin/docutils /opt/venv/bin/pygmentize
 # Extension modules shipped with their symbol tables and debugging sections (SQLAlchemy's
 # Cython modules, the Rust ones of cryptography, rfc3161-client, nh3, comrak: about 13 MB).

@@ -61,10 +61,11 @@ chroot "$root" dpkg --purge --force-depends --force-remove-essential apt libapt-
 }
 # What a slim image leaves out: package caches and lists, documentation, translations, and
 # glibc's character set converters (Python brings its own codecs); from the standard library,
-# what only a developer at a prompt uses: help()'s topics, 2to3, the regression-test support.
+# what only a developer at a prompt uses: help()'s topics, 2to3, the regression-test support
+# and its C extension modules (_testcapi, ...).
 rm -rf "$root"/usr/lib/x86_64-linux-gnu/gconv \
   "$root"/usr/lib/python3*/pydoc_data "$root"/usr/lib/python3*/lib2to3 \
-  "$root"/usr/lib/python3*/test \
+  "$root"/usr/lib/python3*/test "$root"/usr/lib/python3*/lib-dynload/_*test* \
   "$root"/var/cache/debconf/*-old "$root"/var/lib/dpkg/*-old \
   "$root"/var/cache/apt/* "$root"/var/lib/apt/lists/* "$root"/usr/share/doc/* \
   "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/usr/share/locale/* \
