@@ -1,10 +1,11 @@
 # Cargohold: gunicorn serving wsgi:app, every setting from CARGOHOLD_* variables
 # (docs/configuration.md, docs/operations.md). Build: `make image`, or
 #   podman build -t cargohold .
-# BASE_IMAGE is any Debian-like image with python3 (3.11+) and its venv module: the official
+# BASE_IMAGE is any Debian-like image with python3 (3.11+) (and its venv module, unless
+# BUILD_IMAGE names another image of the same system for the build stage): the official
 # slim image by default; `make image` uses a local one made from Debian packages where no
 # container registry can be reached (scripts/base-image.sh).
-# Size on that base: 241 MB once sigstore-python came in for PEP 740 verification, 199.97 MB
+# Size on that base: 241 MB once sigstore-python came in for PEP 740 verification, 199.99 MB
 # with the cuts below and in scripts/base-image.sh (docs/operations.md lists them; each is
 # proved safe inside the built image by tests/test_image.py, running tests/image_check.py).
 ARG BASE_IMAGE=docker.io/library/python:3.12-slim
@@ -59,8 +60,8 @@ RUN cd /opt/venv/lib/python3*/site-packages \
  && find . -name '*.pyi' -delete \
  && rm -rf sqlalchemy/dialects/mysql sqlalchemy/dialects/mssql sqlalchemy/dialects/oracle \
  && find boto3/data -mindepth 1 -maxdepth 1 -type d -not -name s3 -not -name sqs -exec rm -rf {} + \
- && find pygments/styles -name '*.py' -not -name __init__.py -not -name _mapping.py \
-    -not -name default.py -delete && rm -rf pygments/styles/__pycache__ \
+ && find pygments/styles -name '*.py*' -not -name '__init__.*' -not -name '_mapping.*' \
+    -not -name 'default.*' -delete \
  && rm -f /opt/venv/bin/rst2* /opt/venv/bin/docutils /opt/venv/bin/pygmentize
 # Extension modules shipped with their symbol tables and debugging sections (SQLAlchemy's
 # Cython modules, the Rust ones of cryptography, rfc3161-client, nh3, comrak: about 13 MB).
