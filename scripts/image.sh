@@ -5,6 +5,8 @@
 #   CARGOHOLD_IMAGE       tag to build (default localhost/cargohold:dev)
 #   CARGOHOLD_BASE_IMAGE  base image; by default the official python slim image when it can be
 #                         pulled, otherwise a local one made from Debian packages
+#   CARGOHOLD_BUILD_IMAGE the build stage's image (default: the base's `-build` twin made by
+#                         scripts/base-image.sh, else the base itself)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,8 +27,14 @@ if [ -z "$base" ]; then
     base="$(scripts/base-image.sh)"
   fi
 fi
+# The build stage runs on the same system with binutils where one was made beside the base.
+build="${CARGOHOLD_BUILD_IMAGE:-$base}"
+if [ -z "${CARGOHOLD_BUILD_IMAGE:-}" ] && podman image exists "$base-build"; then
+  build="$base-build"
+fi
 
 args=(--format docker --layers --network host --build-arg "BASE_IMAGE=$base" -t "$IMAGE")
+args+=(--build-arg "BUILD_IMAGE=$build")
 # RUN steps without an OCI runtime: works where the runtime cannot manage cgroups or limits.
 args+=(--isolation chroot)
 # pip inside the build trusts what pip here trusts (a mirror, or a proxy's CA).
