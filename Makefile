@@ -2,7 +2,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 
-.PHONY: run test lint format tools services bench bench-backends install lambda image screenshots bench-console
+.PHONY: run test lint format tools services bench bench-backends install lambda image screenshots bench-console bench-scale
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ screenshots: install tools
 		tests/aws/test_cognito_sign_in.py::test_sign_in_with_cognito_in_chromium
 	mkdir -p docs/console
 	for name in $(CONSOLE_SHOTS); do cp build/screenshots/$$name.png docs/console/; done
+
+# 100,000 tags, repositories and Python projects: page, catalog, root index and push latency.
+bench-scale: install
+	$(VENV)/bin/python bench/scale.py $(BENCH_ARGS)
 
 # Server time of the console's largest pages: 1,000 tags, 1,000 repositories (docs/benchmarks.md).
 bench-console: install

@@ -32,6 +32,24 @@ accesslog = None
 # Forwarded headers are trusted only through CARGOHOLD_TRUSTED_PROXIES, never by address.
 forwarded_allow_ips = ""
 
+
+def _return_large_allocations_to_the_system() -> None:
+    """glibc serves a freed block of up to 32 MiB again from the heap it came from, and keeps
+    it resident: after a burst of password verifications (argon2 asks for 19 MiB each) every
+    thread's arena would hold one. A fixed threshold maps every allocation of 1 MiB or more
+    on its own and unmaps it when freed. Set in the master; the workers it forks inherit it."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-3, 1024 * 1024)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to tune
+
+
+_return_large_allocations_to_the_system()
+
 # Metrics from every worker meet in one folder of files (prometheus_client's multiprocess
 # mode). It must be set before any worker imports prometheus_client, so here, at load time.
 _made_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")

@@ -36,7 +36,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     if not settings.database_url:
         private_file(settings.data_dir / "cargohold.db")
     app.config["SQLALCHEMY_DATABASE_URI"] = settings.resolved_database_url()
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
+    # A server's connections can go stale (restarts, failovers); a SQLite file's cannot, and
+    # the ping is a round trip on every request.
+    pre_ping = not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": pre_ping}
     app.config["SECRET_KEY"] = settings.resolved_token_key()
     # Blob bodies stream through request.stream; nothing may read them into form data.
     app.config["MAX_FORM_MEMORY_SIZE"] = 1024 * 1024

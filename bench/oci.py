@@ -21,6 +21,7 @@ from bench.common import (
     MiB,
     RegistryAuth,
     Results,
+    cargohold_token,
     hash_file,
     log,
     pull,
@@ -394,7 +395,9 @@ def put_manifest(s: requests.Session, base: str, repo: str, tag: str, manifest: 
 
 
 def manifests(res: Results, systems: list[OciSystem], reps: int, seconds: int) -> None:
-    """GET and HEAD of one manifest by tag, anonymous on both (acme/public on Cargohold)."""
+    """GET and HEAD of one manifest by tag, anonymous on both (acme/public on Cargohold); then
+    again with a bearer token on Cargohold, as registry clients send one (fetched for alice
+    with pull on the repository), against Distribution's anonymous figure (it has no auth)."""
     urls: dict[str, str] = {}
     for sys in systems:
         if sys.name in res.failures:
@@ -409,54 +412,65 @@ def manifests(res: Results, systems: list[OciSystem], reps: int, seconds: int) -
         except Exception as exc:  # noqa: BLE001
             log(f"  manifest setup {sys.name}: FAILED {exc}")
             res.failures.setdefault(f"{sys.name}:manifests", str(exc))
+    for bearer in (False, True):
+        for c in CONCURRENCY:
+            for method in ("GET", "HEAD"):
+                _manifest_load(res, systems, urls, reps, seconds, method, c, bearer)
+
+
+def _bearer_headers(sys: OciSystem, url: str) -> dict[str, str]:
     headers = {"Accept": MANIFEST_TYPE}
-    for c in CONCURRENCY:
-        for method in ("GET", "HEAD"):
-            tool = "wrk" if method == "GET" else "hey"
-            limit = f"limit_static_rps_c{c}" if method == "GET" else None
-            rps = res.measure(
-                f"manifest_{method.lower()}_rps_c{c}",
-                "oci",
-                f"manifest {method}, {connections(c)} ({tool})",
-                "req/s",
-                True,
-                limit,
-            )
-            p50 = res.measure(
-                f"manifest_{method.lower()}_p50_c{c}",
-                "oci",
-                f"manifest {method} p50 latency, {connections(c)}",
-                "ms",
-                False,
-            )
-            p99 = res.measure(
-                f"manifest_{method.lower()}_p99_c{c}",
-                "oci",
-                f"manifest {method} p99 latency, {connections(c)}",
-                "ms",
-                False,
-            )
-            for _ in range(reps):
-                for sys in systems:
-                    if sys.name not in urls:
-                        rps.errors.setdefault(sys.name, "manifest setup failed")
-                        continue
-                    url = urls[sys.name]
-                    found: dict[str, float] = {}
+    if sys.auth:
+        repo = url.split("/v2/", 1)[1].rsplit("/manifests/", 1)[0]
+        token = cargohold_token(sys.base, sys.auth, [f"repository:{repo}:pull"])
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
 
-                    def run(url: str = url, method: str = method, c: int = c, found=found) -> float:
-                        if method == "GET":
-                            load = wrk(url, c, seconds, headers)
-                        else:
-                            load = hey(url, c, seconds, headers, "HEAD")
-                        if load.bad:
-                            raise RuntimeError(f"{load.bad} failed requests of {load.requests}")
-                        found.update(p50=load.p50_ms, p99=load.p99_ms)
-                        return load.rps
 
-                    if res.run(rps, sys.name, sys.pid, run) is not None:
-                        p50.add(sys.name, found["p50"])
-                        p99.add(sys.name, found["p99"])
+def _manifest_load(
+    res: Results,
+    systems: list[OciSystem],
+    urls: dict[str, str],
+    reps: int,
+    seconds: int,
+    method: str,
+    c: int,
+    bearer: bool,
+) -> None:
+    tool = "wrk" if method == "GET" else "hey"
+    limit = f"limit_static_rps_c{c}" if method == "GET" else None
+    key = f"manifest_{method.lower()}{'_bearer' if bearer else ''}"
+    what = f"manifest {method}{' with a bearer token' if bearer else ''}"
+    rps = res.measure(
+        f"{key}_rps_c{c}", "oci", f"{what}, {connections(c)} ({tool})", "req/s", True, limit
+    )
+    p50, p99 = (
+        res.measure(f"{key}_{p}_c{c}", "oci", f"{what} {p} latency, {connections(c)}", "ms", False)
+        for p in ("p50", "p99")
+    )
+    for _ in range(reps):
+        for sys in systems:
+            if sys.name not in urls:
+                rps.errors.setdefault(sys.name, "manifest setup failed")
+                continue
+            url = urls[sys.name]
+            # A token fetched for each run: runs outlast a token's lifetime.
+            headers = _bearer_headers(sys, url) if bearer else {"Accept": MANIFEST_TYPE}
+            found: dict[str, float] = {}
+
+            def run(url: str = url, headers=headers, found=found) -> float:
+                if method == "GET":
+                    load = wrk(url, c, seconds, headers)
+                else:
+                    load = hey(url, c, seconds, headers, "HEAD")
+                if load.bad:
+                    raise RuntimeError(f"{load.bad} failed requests of {load.requests}")
+                found.update(p50=load.p50_ms, p99=load.p99_ms)
+                return load.rps
+
+            if res.run(rps, sys.name, sys.pid, run) is not None:
+                p50.add(sys.name, found["p50"])
+                p99.add(sys.name, found["p99"])
 
 
 def _list_all(s: requests.Session, base: str, path: str, key: str) -> int:

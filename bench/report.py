@@ -148,6 +148,13 @@ def targets(ms: dict[str, Measure]) -> list[list[str]]:
             ", aiming for parity",
         ),
         ratio_target(
+            "manifest GET and HEAD with a bearer token at least Distribution's anonymous "
+            "requests/s (≥ 1×)",
+            [f"manifest_{m}_bearer_rps_c{c}" for m in ("get", "head") for c in (1, 8, 32)],
+            ["distribution"],
+            1.0,
+        ),
+        ratio_target(
             "pip install at least as fast as pypiserver (≥ 1×)",
             ["pip_install"],
             ["pypiserver"],

@@ -8,12 +8,16 @@ an access token carries the token's id and is refused once that token is revoked
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import current_app
 
-from app.access import access_tokens, audit, throttle
+from app.access import audit, throttle
+from app.access.decisions import StampedMemo
 from app.access.policy import Principal
 from app.errors import Denied, Invalid, TooManyRequests
 from app.models import AccessToken, User, db
+from app.models.base import utcnow
 
 
 class WrongPassword(Invalid):
@@ -71,11 +75,24 @@ def epoch_of(user: User) -> int:
 
 
 def still_current(principal: Principal) -> bool:
-    """Whether the credential a token or session was minted from still stands."""
+    """Whether the credential a token or session was minted from still stands. Asked on every
+    request that carries a registry token, so the answer is kept while the policy stamp is
+    unchanged (revoking a token or changing a password changes it); a token's expiry is
+    compared with the clock each time."""
     if not principal.authenticated:
         return True
+    stands, expires_at = _STANDING.get(principal, lambda: _standing(principal))
+    return stands and (expires_at is None or expires_at > utcnow())
+
+
+def _standing(principal: Principal) -> tuple[bool, datetime | None]:
     if principal.token_id is not None:
         row = db.session.get(AccessToken, principal.token_id)
-        return access_tokens.usable(row) and row.user_id == principal.user_id
+        if row is None or row.revoked_at is not None or row.user_id != principal.user_id:
+            return False, None
+        return True, row.expires_at
     user = db.session.get(User, principal.user_id)
-    return user is not None and epoch_of(user) == principal.epoch
+    return user is not None and epoch_of(user) == principal.epoch, None
+
+
+_STANDING: StampedMemo[tuple[bool, datetime | None]] = StampedMemo(4096)

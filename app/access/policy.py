@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import or_, select
 
+from app.access.decisions import StampedMemo
 from app.models import Membership, Organisation, Registry, RegistryGrant, User, db
 
 # Registry actions, as they appear in OCI token scopes.
@@ -91,6 +92,7 @@ def _workload_pairs(found) -> tuple[tuple[str, str], ...]:
 
 
 ANONYMOUS = Principal("anonymous")
+_GRANTED: StampedMemo[frozenset[str]] = StampedMemo(4096)
 
 
 def principal_for(user: User, token=None, workload: dict[str, str] | None = None) -> Principal:
@@ -187,6 +189,14 @@ def _narrow(principal: Principal, actions: set[str], registry_path: str | None) 
 
 
 def granted_actions(principal: Principal, org: str, registry: str) -> frozenset[str]:
+    """What the principal may do in a registry: asked by every /v2 and index request, so kept
+    per process while the policy stamp is unchanged (`app.access.decisions`)."""
+    return _GRANTED.get(
+        (principal, org, registry), lambda: _granted_actions(principal, org, registry)
+    )
+
+
+def _granted_actions(principal: Principal, org: str, registry: str) -> frozenset[str]:
     reg = find_registry(org, registry)
     if reg is None:
         return frozenset()

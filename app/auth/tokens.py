@@ -9,9 +9,12 @@ from dataclasses import dataclass
 import jwt
 
 from app.access import Principal
+from app.caching import BoundedCache
 
 ALGORITHM = "HS256"
 LEEWAY = 30
+# Verified tokens: (exp, principal, claims) by (signing key, service, type, token).
+_VERIFIED: BoundedCache[tuple[str, str, str, str], tuple[int, Principal, dict]] = BoundedCache(4096)
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,19 @@ class TokenIssuer:
         return self._sign(principal, {"typ": "refresh"}, self.refresh_ttl)
 
     def verify(self, token: str, typ: str) -> tuple[Principal, dict]:
-        """Return the principal and claims, or raise jwt.InvalidTokenError."""
+        """Return the principal and claims, or raise jwt.InvalidTokenError. Clients send the
+        same token with every request until it expires: a token verified once is kept, by the
+        whole token (a signature alone would let a changed payload ride on a valid one), until
+        its expiry, which is compared with the clock on every use."""
+        key = (self.key, self.service, typ, token)
+        hit = _VERIFIED.get(key)
+        if hit is not None and time.time() <= hit[0] + LEEWAY:
+            return hit[1], hit[2]
+        principal, claims = self._decode(token, typ)
+        _VERIFIED.put(key, (claims["exp"], principal, claims))
+        return principal, claims
+
+    def _decode(self, token: str, typ: str) -> tuple[Principal, dict]:
         claims = jwt.decode(
             token,
             self.key,

@@ -4,6 +4,7 @@ from app.models.audit import AuditEvent
 from app.models.base import db
 from app.models.content import Blob, BlobLink, Manifest, Repository, Tag, Upload
 from app.models.lifecycle import GcCandidate, GcStats, ManifestReference, TagRule
+from app.models.policy_stamp import PolicyStamp
 from app.models.python import PythonFile, PythonProject
 from app.models.quotas import QuotaContent, QuotaScope
 from app.models.retention import RetentionPolicy
@@ -48,6 +49,7 @@ __all__ = [
     "BlobLink",
     "Manifest",
     "Membership",
+    "PolicyStamp",
     "Organisation",
     "PythonFile",
     "PythonProject",

@@ -7,7 +7,6 @@ reason phrase, and `--skip-existing` looks for "already exist" in it.
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from datetime import UTC
 
@@ -23,7 +22,7 @@ from app.models import PythonFile
 from app.pypi import cli, provenance, publish, simple
 from app.pypi.errors import bad_request, not_found
 from app.pypi.form import read_upload
-from app.pypi.index import root_page
+from app.pypi.index import Page, root_page
 from app.registry.python import files as listing
 from app.registry.python import withdraw
 from app.registry.python.names import normalize, repository
@@ -143,10 +142,12 @@ def upload(org: str, registry: str):
 # ---- Simple API -----------------------------------------------------------------------------
 
 
-def _page(body: str, content_type: str, last_modified, public: bool) -> Response:
-    resp = Response(body, content_type=simple.response_type(content_type))
+def _page(body: str | Page, content_type: str, last_modified, public: bool) -> Response:
+    if not isinstance(body, Page):
+        body = Page.of(body, content_type)
+    resp = Response(body.body, content_type=simple.response_type(content_type))
     resp.headers["Vary"] = "Accept"
-    resp.set_etag(hashlib.sha256(f"{content_type}\n{body}".encode()).hexdigest()[:40])
+    resp.set_etag(body.etag)
     if last_modified is not None:
         resp.last_modified = last_modified.replace(tzinfo=UTC)
     # Revalidate every time: a yank must be seen at once, and the ETag makes that a 304.

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select, update
 
 from app import digests
 from app.access import audit
-from app.models import Manifest, ManifestReference, Repository, Tag, db
+from app.models import Blob, Manifest, ManifestReference, Repository, Tag, db
 from app.models.base import utcnow
 from app.models.ordering import bytewise
 from app.models.upsert import insert_ignore, upsert
@@ -126,6 +126,64 @@ def put(
     else:
         tags.insert(0, check_tag(reference))
         digest = parsed.digest
+    # A manifest the repository already holds (a re-push, a new tag on it) is only tagged:
+    # its content, blob row and references are in place.
+    manifest = _held(repo, digest)
+    if manifest is None:
+        manifest = _store_new(store, repo, digest, body, parsed)
+    before = _tagged(repo, tags)
+    # One order for every writer: two pushes naming the same tags lock their rows alike
+    # instead of deadlocking on PostgreSQL.
+    for tag in sorted(set(tags)):
+        immutability.guard_move(repo, tag, manifest.id)
+        upsert(
+            Tag,
+            ["repository_id", "name"],
+            ["manifest_id", "updated_at", "pushed_by"],
+            repository_id=repo.id,
+            name=tag,
+            manifest_id=manifest.id,
+            updated_at=utcnow(),
+            pushed_by=pusher(),
+        )
+    _audit_push(repo, parsed, digest, sorted(set(tags)), before)
+    return manifest, parsed
+
+
+def _held(repo: Repository, digest: str) -> Manifest | None:
+    """The repository's row for this manifest, kept from a concurrent delete until the
+    transaction ends; None when the repository has none."""
+    where = (Manifest.repository_id == repo.id, Manifest.digest == digest)
+    if db.session.get_bind().dialect.name == "postgresql":
+        query = select(Manifest).where(*where).with_for_update(read=True)
+        manifest = db.session.execute(query).scalar_one_or_none()
+    else:
+        # SQLite: a write first takes the database's one write lock, then the read sees every
+        # committed delete.
+        touched = db.session.execute(
+            update(Manifest).where(*where).values(digest=Manifest.digest),
+            execution_options={"synchronize_session": False},
+        )
+        manifest = find(repo, digest) if touched.rowcount else None
+    return manifest if manifest is not None and _content_live(manifest) else None
+
+
+def _content_live(manifest: Manifest) -> bool:
+    """Whether nothing of the manifest, or named by it, is being deleted. The collector never
+    marks content a manifest still names; a state it did not make is left to the full path,
+    which refuses it (MANIFEST_BLOB_UNKNOWN)."""
+    named = select(ManifestReference.digest).where(ManifestReference.manifest_id == manifest.id)
+    dead = (
+        select(Blob.digest)
+        .where(Blob.state != gc.LIVE, or_(Blob.digest == manifest.digest, Blob.digest.in_(named)))
+        .limit(1)
+    )
+    return db.session.execute(dead).first() is None
+
+
+def _store_new(
+    store: BlobStore, repo: Repository, digest: str, body: bytes, parsed: manifests.ParsedManifest
+) -> Manifest:
     # The manifest's own row first: it is this transaction's first write (SQLite's write lock),
     # so the checks below see every mark the collector has committed (see app.registry.gc).
     blobs.record(digest, len(body))
@@ -151,23 +209,7 @@ def put(
     store.put(digest, body)
     manifest = find(repo, digest)
     _record_references(manifest, parsed)
-    before = _tagged(repo, tags)
-    # One order for every writer: two pushes naming the same tags lock their rows alike
-    # instead of deadlocking on PostgreSQL.
-    for tag in sorted(set(tags)):
-        immutability.guard_move(repo, tag, manifest.id)
-        upsert(
-            Tag,
-            ["repository_id", "name"],
-            ["manifest_id", "updated_at", "pushed_by"],
-            repository_id=repo.id,
-            name=tag,
-            manifest_id=manifest.id,
-            updated_at=utcnow(),
-            pushed_by=pusher(),
-        )
-    _audit_push(repo, parsed, digest, sorted(set(tags)), before)
-    return manifest, parsed
+    return manifest
 
 
 def pusher() -> str:

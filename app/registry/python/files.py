@@ -75,11 +75,15 @@ def index_version(target: Target) -> tuple[int, int]:
     removed (deleted files stay as tombstones, so names are never reused) and a deletion is
     never undone: every upload raises the highest file id, every deletion the count of
     tombstones. Independent of clocks, so replicas agree; two aggregates over one index."""
-    newest, deleted = db.session.execute(
-        select(func.coalesce(func.max(PythonFile.id), 0), func.count(PythonFile.deleted_at)).where(
-            PythonFile.registry_id == target.registry.id
-        )
-    ).one()
+    of_registry = PythonFile.registry_id == target.registry.id
+    # Two index seeks (0013_performance), never a scan of the registry's files.
+    newest = select(func.max(PythonFile.id)).where(of_registry).scalar_subquery()
+    deleted = (
+        select(func.count())
+        .where(of_registry, PythonFile.deleted_at.is_not(None))
+        .scalar_subquery()
+    )
+    newest, deleted = db.session.execute(select(func.coalesce(newest, 0), deleted)).one()
     return int(newest), int(deleted)
 
 

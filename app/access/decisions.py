@@ -1,0 +1,84 @@
+"""Per-process memos of what authorization and credential checks read from the database, kept
+while the policy stamp (`app.models.PolicyStamp`) is unchanged.
+
+Every change to organisations, registries, memberships, grants, users or access tokens writes a
+fresh stamp in its own transaction (database triggers), so a request that reads the stamp and
+finds it unchanged may reuse a decision made under it, on any replica; one that finds it
+changed decides again. A decision computed inside a transaction that changed the policy is kept
+under that transaction's own stamp, which no committed state will ever carry if it rolls back.
+Reading the stamp is one primary-key lookup: a registry made private is private for the very
+next request everywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+from sqlalchemy import select, text
+
+from app.caching import BoundedCache
+from app.models import PolicyStamp, db
+from app.models.policy_stamp import WATCHED_TABLES
+
+log = logging.getLogger(__name__)
+
+V = TypeVar("V")
+
+_STAMP = select(PolicyStamp.stamp).where(PolicyStamp.id == 1)
+
+
+def current_stamp() -> int | None:
+    """The committed (or this transaction's own) policy stamp; None without the row (a
+    database not yet upgraded) or without its triggers, when nothing may be reused."""
+    if not _triggers_present():
+        return None
+    return db.session.execute(_STAMP).scalar_one_or_none()
+
+
+# Database URL -> whether every watched table has its triggers, checked once per process.
+_TRIGGERS: dict[str, bool] = {}
+_SQLITE_TRIGGERS = text(
+    "SELECT tbl_name FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%\\_stamp\\_%' "
+    "ESCAPE '\\' GROUP BY tbl_name HAVING count(*) = 3"
+)
+_POSTGRES_TRIGGERS = text(
+    "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+    "WHERE t.tgname LIKE '%policy_stamp'"
+)
+
+
+def _triggers_present() -> bool:
+    """A migration that rebuilds a watched table on SQLite (batch mode copies it) drops its
+    triggers; without them a stamp would never change, so no decision is kept at all."""
+    bind = db.session.get_bind()
+    key = str(bind.url)
+    if key not in _TRIGGERS:
+        query = _POSTGRES_TRIGGERS if bind.dialect.name == "postgresql" else _SQLITE_TRIGGERS
+        found = set(db.session.execute(query).scalars())
+        missing = sorted(set(WATCHED_TABLES) - found)
+        if missing:
+            log.warning("policy stamp triggers missing on %s: decisions are not kept", missing)
+        _TRIGGERS[key] = not missing
+    return _TRIGGERS[key]
+
+
+class StampedMemo(Generic[V]):
+    def __init__(self, size: int) -> None:
+        self._entries: BoundedCache[Hashable, tuple[int, V]] = BoundedCache(size)
+
+    def get(self, key: Hashable, compute: Callable[[], V]) -> V:
+        stamp = current_stamp()
+        if stamp is None:
+            return compute()
+        hit = self._entries.get(key)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        # Computed after the stamp was read: at least as new as the state the stamp names.
+        value = compute()
+        self._entries.put(key, (stamp, value))
+        return value
+
+    def clear(self) -> None:
+        self._entries.clear()
