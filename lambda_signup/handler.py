@@ -23,8 +23,11 @@ from typing import Any
 
 MESSAGE_TYPE = "cargohold.signup"
 VERSION = 1
+# One SQS attempt takes at most its connect and read timeouts.
+CONNECT_TIMEOUT_S = 1
+READ_TIMEOUT_S = 1
 # Cognito waits five seconds for a trigger; a retry starts only if this much time is left for it.
-ATTEMPT_BUDGET_MS = 2000
+ATTEMPT_BUDGET_MS = (CONNECT_TIMEOUT_S + READ_TIMEOUT_S) * 1000
 SAFETY_MS = 300
 TRANSIENT_CODES = {
     "InternalError",
@@ -59,11 +62,14 @@ def sqs_client():
         import boto3
         from botocore.config import Config
 
-        # One attempt per call and short timeouts: the retries below know the deadline.
+        # One HTTP request per call (`max_attempts` would count retries, not requests) and short
+        # timeouts: the retries below know the deadline.
         _sqs = boto3.client(
             "sqs",
             config=Config(
-                connect_timeout=1, read_timeout=1, retries={"mode": "standard", "max_attempts": 1}
+                connect_timeout=CONNECT_TIMEOUT_S,
+                read_timeout=READ_TIMEOUT_S,
+                retries={"mode": "standard", "total_max_attempts": 1},
             ),
         )
     return _sqs
@@ -132,6 +138,11 @@ def _transient(exc: Exception) -> bool:
     return False
 
 
+def pause(seconds: float) -> None:
+    """The back-off between attempts (its own name, so a test can replace the clock)."""
+    time.sleep(seconds)
+
+
 def publish(sqs, queue_url: str, message: dict, context) -> str:
     """Send the message, retrying transient errors while the trigger's time allows; returns the
     SQS message id. On a FIFO queue the `sub` deduplicates: a retried trigger sends once."""
@@ -163,7 +174,7 @@ def publish(sqs, queue_url: str, message: dict, context) -> str:
                 log("error", "sqs unavailable, giving up", attempt=attempt, error=str(exc))
                 raise
             log("warning", "sqs error, retrying", attempt=attempt, error=str(exc))
-            time.sleep(delay)
+            pause(delay)
             continue
         log("info", "sign-up published", sub=message["sub"], message_id=answer.get("MessageId"))
         return answer.get("MessageId", "")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 
 from tests.support.moto import REGION, Pool
 
@@ -11,13 +12,14 @@ from tests.support.moto import REGION, Pool
 class Context:
     """The part of the Lambda context the trigger uses."""
 
-    def __init__(self, millis: int = 5000) -> None:
-        self.deadline = time.monotonic() + millis / 1000
+    def __init__(self, millis: int = 5000, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.deadline = clock() + millis / 1000
         self.aws_request_id = str(uuid.uuid4())
         self.function_name = "cargohold-signup"
 
     def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.deadline - time.monotonic()) * 1000))
+        return max(0, int((self.deadline - self.clock()) * 1000))
 
 
 def post_confirmation(pool: Pool, username: str, metadata: dict | None = None) -> dict:

@@ -21,6 +21,16 @@ from tests.support.server import ROOT
 PASSWORD = "Corr3ct-horse-battery"
 
 
+@pytest.fixture(autouse=True)
+def patient_sqs(monkeypatch):
+    """A fresh SQS client for each test, whose calls do not time out on a busy machine: a
+    timed-out call would be retried, and a retry would change what the tests count. The
+    deadline logic is tested with simulated time (LambdaTime)."""
+    monkeypatch.setattr(trigger, "CONNECT_TIMEOUT_S", 30)
+    monkeypatch.setattr(trigger, "READ_TIMEOUT_S", 30)
+    monkeypatch.setattr(trigger, "_sqs", None)
+
+
 @pytest.fixture
 def lambda_env(monkeypatch, moto, queues):
     """The function's environment, as terraform/lambda.tf sets it."""
@@ -114,33 +124,80 @@ def test_a_malformed_event_is_refused_and_publishes_nothing(lambda_env, moto, po
     assert drain(moto, lambda_env.url) == []
 
 
-def test_transient_sqs_errors_are_retried_within_the_time_limit(monkeypatch, moto, pool, queues):
-    proxy = FlakyProxy(moto.url, failures=2)
-    try:
+class LambdaTime:
+    """The trigger's time, passing only as the trigger spends it: each SQS attempt takes
+    `attempt_ms`, each back-off what it sleeps. How busy the machine is does not enter, so the
+    deadline arithmetic is tested exactly."""
+
+    def __init__(self, attempt_ms: int) -> None:
+        self.now, self.attempt_ms = 0.0, attempt_ms
+        self.left_at_attempts: list[int] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def on(self, monkeypatch, sqs, context: Context) -> None:
+        """Charge every request the client sends, and let the back-off sleep in this time."""
+
+        def attempt(**_kwargs) -> None:
+            self.left_at_attempts.append(context.get_remaining_time_in_millis())
+            self.now += self.attempt_ms / 1000
+
+        sqs.meta.events.register("before-send.sqs.SendMessage", attempt)
+        monkeypatch.setattr(trigger, "pause", self.sleep)
+
+
+@pytest.fixture
+def through(monkeypatch, queues):
+    """The trigger's SQS client going through a proxy that fails its first `failures` requests."""
+    proxies = []
+
+    def make(moto, failures: int):
+        proxies.append(FlakyProxy(moto.url, failures=failures))
         monkeypatch.setenv("SIGNUP_QUEUE_URL", queues.url)
-        monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", proxy.url)
-        monkeypatch.setattr(trigger, "_sqs", None)
-        trigger.handler(post_confirmation(pool, confirmed(pool)), Context(5000))
-        assert proxy.requests == 3
-    finally:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", proxies[-1].url)
+        return proxies[-1], trigger.sqs_client()
+
+    yield make
+    for proxy in proxies:
         proxy.close()
+
+
+def test_transient_sqs_errors_are_retried_within_the_time_limit(
+    monkeypatch, moto, pool, queues, through
+):
+    event = post_confirmation(pool, confirmed(pool))
+    proxy, sqs = through(moto, failures=2)
+    lambda_time = LambdaTime(attempt_ms=100)  # a 503 comes back quickly
+    context = Context(5000, clock=lambda_time.clock)
+    lambda_time.on(monkeypatch, sqs, context)
+    trigger.handler(event, context)
+    assert proxy.requests == len(lambda_time.left_at_attempts) == 3
     assert len(drain(moto, queues.url)) == 1
 
 
-def test_the_trigger_gives_up_before_its_deadline(monkeypatch, moto, pool, queues):
-    proxy = FlakyProxy(moto.url, failures=1000)
-    try:
-        monkeypatch.setenv("SIGNUP_QUEUE_URL", queues.url)
-        monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", proxy.url)
-        monkeypatch.setattr(trigger, "_sqs", None)
-        context = Context(2500)
-        with pytest.raises(ClientError):
-            trigger.handler(post_confirmation(pool, confirmed(pool)), context)
-        # It stopped with time to spare, rather than being killed by the runtime mid-call.
-        assert context.get_remaining_time_in_millis() > 0
-        assert 1 <= proxy.requests < 10
-    finally:
-        proxy.close()
+# The counts hold whatever the back-off's jitter draws (at most 0.1 s, 0.2 s, 0.4 s): e.g. 4250 ms
+# leaves about 2200 after one attempt, enough for a budget but not for the margin too.
+@pytest.mark.parametrize(("millis", "attempts"), [(2500, 1), (4250, 1), (5000, 2), (10_000, 4)])
+def test_the_trigger_gives_up_before_its_deadline(
+    monkeypatch, moto, pool, through, millis, attempts
+):
+    event = post_confirmation(pool, confirmed(pool))
+    proxy, sqs = through(moto, failures=1000)
+    # Every attempt takes as long as its timeouts allow: the worst case the deadline plans for.
+    lambda_time = LambdaTime(attempt_ms=trigger.ATTEMPT_BUDGET_MS)
+    context = Context(millis, clock=lambda_time.clock)
+    lambda_time.on(monkeypatch, sqs, context)
+    with pytest.raises(ClientError):
+        trigger.handler(event, context)
+    assert proxy.requests == len(lambda_time.left_at_attempts) == attempts
+    # Each attempt started with its whole budget left, so even the slowest one ended before the
+    # runtime would kill the function mid-call, with the margin to report the error.
+    assert all(left >= trigger.ATTEMPT_BUDGET_MS for left in lambda_time.left_at_attempts)
+    assert context.get_remaining_time_in_millis() >= trigger.SAFETY_MS
 
 
 def test_a_permanent_sqs_error_is_not_retried(monkeypatch, moto, pool):

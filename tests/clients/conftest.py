@@ -73,7 +73,10 @@ class Clients:
 
     # Containers tools (podman, buildah, skopeo) share storage.conf and the auth file.
     def podman(self, *args: str, **kw):
-        return self.run("podman", *args, **kw)
+        # As root, podman keeps its runtime state in /run/libpod, which every podman on the host
+        # shares and `podman system reset` deletes: another run's reset would pull it from under
+        # this one. Each Clients has its own.
+        return self.run("podman", "--tmpdir", str(self.home / "libpod"), *args, **kw)
 
     def buildah(self, *args: str, **kw):
         return self.run("buildah", *args, **kw)
@@ -124,7 +127,7 @@ def _overlay_works() -> bool:
 def release(c: Clients) -> None:
     """Unmount and drop the containers storage, so the temporary folder can be removed."""
     if shutil.which("podman") and (c.home / "storage").exists():
-        c.run("podman", "system", "reset", "--force", check=False)
+        c.podman("system", "reset", "--force", check=False)
     # The overlay driver bind-mounts its own folder, and a reset leaves that mount behind.
     overlay = c.home / "storage" / "overlay"
     if os.path.ismount(overlay):
