@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from sqlalchemy import select, update
 
 from app.errors import Conflict, Invalid, NotFound
+from app.limits import MAX_INT
 from app.models import SigningKey, SigningPolicy, db
 from app.models.base import utcnow
 from app.models.upsert import insert_ignore
@@ -137,7 +138,8 @@ def add(registry_id: int, name: str, pem: str) -> SigningKey:
 
 
 def find(registry_id: int, key_id: int) -> SigningKey:
-    row = db.session.get(SigningKey, key_id)
+    # An id past a BIGINT would make the database driver raise, not answer "none".
+    row = db.session.get(SigningKey, key_id) if key_id <= MAX_INT else None
     if row is None or row.registry_id != registry_id:
         raise NotFound(f"signing key {key_id} not found")
     return row
