@@ -6,7 +6,9 @@ organisation's admin cannot reach another's objects by id."""
 
 from __future__ import annotations
 
+import base64
 import json
+import uuid
 
 import pytest
 import requests
@@ -14,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.console.conftest import Console
+from tests.pypi import dists
 from tests.support.server import make_server
 from tests.support.services import Backend
 
@@ -524,3 +527,105 @@ def test_allowlist_entry_of_another_organisation(srv):
     r = call(srv, "mallory", "GET", "/orgs/other/registries/private/vulnerability-allowlist")
     assert r.status_code == 200 and r.json() == []
     assert [a["advisory"] for a in allowlist(srv)].count("GHSA-hhhh-iiii-jjjj") == 1
+
+
+# ---- PEP 740 attestations on upload ------------------------------------------------------------
+
+
+def shaped_attestation(**changes) -> dict:
+    """An attestation of the right shape (its contents verify nothing)."""
+    good_b64 = base64.b64encode(b"x" * 64).decode()
+    doc = {
+        "version": 1,
+        "verification_material": {
+            "certificate": good_b64,
+            "transparency_entries": [{"logIndex": "1"}],
+        },
+        "envelope": {"statement": good_b64, "signature": good_b64},
+    }
+    for path, value in changes.items():
+        node = doc
+        *parents, last = path.split(".")
+        for p in parents:
+            node = node[p]
+        node[last] = value
+    return doc
+
+
+BAD_ATTESTATIONS = [
+    [shaped_attestation(**{"envelope.signature": "!!!not base64!!!"})],
+    [shaped_attestation(**{"envelope.statement": "A"})],
+    [shaped_attestation(**{"envelope.statement": "\x00\r\n"})],
+    [shaped_attestation(**{"verification_material.certificate": "é" * 100})],
+    [shaped_attestation(**{"verification_material.certificate": 5})],
+    [shaped_attestation(**{"verification_material.transparency_entries": []})],
+    [shaped_attestation(**{"verification_material.transparency_entries": "x"})],
+    [shaped_attestation(version=2**80)],
+    [shaped_attestation(version="1\r\nX-Injected: yes")],
+    [shaped_attestation(**{"envelope": None})],
+    [shaped_attestation(**{"envelope.statement": base64.b64encode(b"{" * 100).decode()})],
+    [shaped_attestation()],
+    [{"\r\nX-Injected": "yes"}],
+    "[" * 1000 + "]" * 1000,
+    '[{"version": NaN}]',
+    "\x00",
+]
+
+
+@pytest.mark.parametrize("field", BAD_ATTESTATIONS)
+def test_attestations_malformed(srv, tmp_path, field):
+    project = f"hostile-att-{uuid.uuid4().hex[:8]}"
+    wheel = dists.make_wheel(tmp_path, project, "1.0")
+    text = field if isinstance(field, str) else json.dumps(field)
+    url = f"{srv.url}{API}/acme/main/python/"
+    r = dists.upload(url, wheel, project, "1.0", ("admin", srv.users["admin"]), attestations=text)
+    assert r.status_code == 400, (r.status_code, r.text[:500])
+    assert "X-Injected" not in r.headers
+    assert "\n" not in r.reason and r.reason, r.reason
+    simple = requests.get(f"{url}simple/{project}/", auth=("admin", srv.users["admin"]), timeout=30)
+    assert simple.status_code == 404, simple.text[:300]
+
+
+# ---- Sign in with Cognito: a callback nobody started -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {},
+        {"state": "x", "code": "y"},
+        {"state": "\x00", "code": "\x00"},
+        {"state": "a" * 3000},
+        {"error": "access_denied", "error_description": "<script>alert(1)</script>"},
+        {"state": ["a", "b"], "code": "c"},
+    ],
+)
+def test_cognito_callback_garbage(srv, args):
+    r = requests.get(f"{srv.url}/sign-in/cognito/callback", params=args, timeout=30)
+    assert 300 <= r.status_code < 500, (r.status_code, r.text[:300])
+    assert "<script>alert(1)</script>" not in r.text
+
+
+# ---- NUL characters inside JSON strings (PostgreSQL text cannot hold them) ---------------------
+
+
+def test_nul_inside_stored_strings(srv):
+    before = keys_of(srv)
+    r = call(srv, "admin", "POST", KEYS, json={"name": "nul-tail", "pem": public_pem() + "\x00"})
+    if r.status_code == 201:
+        assert "\x00" not in r.json()["pem"]
+        assert call(srv, "admin", "DELETE", f"{KEYS}/{r.json()['id']}").status_code == 204
+    else:
+        api_error(r, 400)
+        assert keys_of(srv) == before
+    entries = allowlist(srv)
+    body = {"advisory": "GHSA-nnnn-uuuu-llll", "expires_at": "2099-01-01", "reason": "a\x00b"}
+    api_error(call(srv, "admin", "POST", ALLOW, json=body), 400)
+    assert allowlist(srv) == entries
+
+
+def test_failed_login_with_control_characters_in_the_name(srv):
+    for name in ("a\x00b", "ä\x00", "x" * 10_000):
+        r = requests.get(f"{srv.url}{API}/user", auth=(name, "pw"), timeout=30)
+        # The HTTP server answers 431 itself to a header past its size limit.
+        assert r.status_code in (400, 401, 431), (r.status_code, r.text[:300])

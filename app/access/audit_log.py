@@ -57,6 +57,9 @@ def _text(args, name: str, size: int) -> str | None:
         return None
     if len(value) > size:
         raise Invalid(f"{name} is at most {size} characters")
+    if any(ord(c) < 32 or c == "\x7f" for c in value):
+        # No stored name holds one, and PostgreSQL text cannot hold a NUL.
+        raise Invalid(f"{name} cannot hold control characters")
     return value
 
 
