@@ -629,3 +629,23 @@ def test_failed_login_with_control_characters_in_the_name(srv):
         r = requests.get(f"{srv.url}{API}/user", auth=(name, "pw"), timeout=30)
         # The HTTP server answers 431 itself to a header past its size limit.
         assert r.status_code in (400, 401, 431), (r.status_code, r.text[:300])
+
+
+def test_console_signing_key_form_garbage(srv):
+    console = Console(srv.url)
+    console.sign_in("admin", srv.users["admin"])
+    console.get("/orgs/acme/main")
+    before = keys_of(srv)
+    for form in (
+        {"name": "nul-console", "pem": public_pem() + "\x00"},
+        {"name": "priv-console", "pem": private_pem()},
+        {"name": "é\x00", "pem": public_pem()},
+    ):
+        r = console.post("/orgs/acme/main/signing-keys", form)
+        assert r.status_code in (302, 303, 400), (form["name"], r.status_code, r.text[:300])
+        if r.status_code == 400:
+            assert r.headers["Content-Type"].startswith("text/html")
+    assert keys_of(srv) == before
+    for key_id in ("99999999999999999999999", "0"):
+        r = console.post(f"/orgs/acme/main/signing-keys/{key_id}/retire", {})
+        assert r.status_code in (302, 303, 404), (key_id, r.status_code, r.text[:300])

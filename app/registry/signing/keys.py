@@ -43,6 +43,9 @@ def parse_pem(pem: str) -> tuple[str, PublicKey, x509.Certificate | None]:
     """(kind, public key, certificate) from one PEM block: a PUBLIC KEY or a CERTIFICATE."""
     if len(pem) > MAX_PEM:
         raise Invalid(f"the PEM text is over {MAX_PEM} bytes")
+    if "\x00" in pem:
+        # PEM is text; PostgreSQL text cannot even store a NUL.
+        raise Invalid("the PEM text holds a NUL character")
     blocks = _BLOCK.findall(pem)
     if len(blocks) != 1:
         raise Invalid("give exactly one PEM block: a PUBLIC KEY or a CERTIFICATE")
