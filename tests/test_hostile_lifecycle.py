@@ -649,3 +649,29 @@ def test_console_signing_key_form_garbage(srv):
     for key_id in ("99999999999999999999999", "0"):
         r = console.post(f"/orgs/acme/main/signing-keys/{key_id}/retire", {})
         assert r.status_code in (302, 303, 404), (key_id, r.status_code, r.text[:300])
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"org": "other"},
+        {"_method": "POST"},
+        {"_scheme": "javascript"},
+        {"_external": "1"},
+        {"_anchor": "x"},
+        {"endpoint": "api.site_audit"},
+        {"values": "x"},
+    ],
+)
+def test_audit_next_link_with_odd_query_arguments(srv, extra):
+    for path in ("/orgs/acme/audit", "/admin/audit"):
+        r = call(srv, "admin", "GET", path, params={"limit": 1, **extra})
+        if r.status_code != 200:
+            api_error(r, 400)
+            continue
+        nxt = r.json().get("next")
+        assert nxt, r.json()
+        assert nxt.startswith(API + path + "?"), nxt
+        assert {e["org"] for e in r.json()["events"]} <= (
+            {"acme"} if "orgs" in path else {None, "acme", "other"}
+        )
