@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 
 from app.errors import Invalid
+from app.limits import InputRejected, parse_count
 from app.models import AuditEvent, db
 from app.models.base import utcnow
 
@@ -42,10 +43,11 @@ def parse_time(value: str, name: str) -> datetime:
     """ISO 8601, with or without a zone (UTC when none); stored times are naive UTC."""
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
+        if parsed.tzinfo is not None:
+            # Year 1 east of UTC or year 9999 west of it has no UTC time.
+            parsed = (parsed - parsed.utcoffset()).replace(tzinfo=None)
+    except (ValueError, OverflowError):
         raise Invalid(f"{name} must be an ISO 8601 time, e.g. 2026-11-25T17:00:00Z") from None
-    if parsed.tzinfo is not None:
-        parsed = (parsed - parsed.utcoffset()).replace(tzinfo=None)
     return parsed
 
 
@@ -55,6 +57,9 @@ def _text(args, name: str, size: int) -> str | None:
         return None
     if len(value) > size:
         raise Invalid(f"{name} is at most {size} characters")
+    if any(ord(c) < 32 or c == "\x7f" for c in value):
+        # No stored name holds one, and PostgreSQL text cannot hold a NUL.
+        raise Invalid(f"{name} cannot hold control characters")
     return value
 
 
@@ -87,17 +92,23 @@ def filters_from(args, org: str | None = None, allow_org: bool = False) -> Filte
 def page_size(value: str | None) -> int:
     if value is None or value == "":
         return DEFAULT_PAGE
-    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
+    # ASCII digits only: str.isdigit() takes "²", which int() refuses.
+    try:
+        size = parse_count(value, "limit", MAX_PAGE)
+    except InputRejected:
+        size = 0
+    if size < 1:
         raise Invalid(f"limit must be a whole number from 1 to {MAX_PAGE}")
-    return int(value)
+    return size
 
 
 def cursor(value: str | None) -> int | None:
     if value is None or value == "":
         return None
-    if not value.isdigit() or len(value) > 19:
-        raise Invalid("before must be the id of an event (the next_before of a page)")
-    return int(value)
+    try:
+        return parse_count(value, "before")
+    except InputRejected:
+        raise Invalid("before must be the id of an event (the next_before of a page)") from None
 
 
 def _like_prefix(prefix: str) -> str:

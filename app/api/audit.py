@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from urllib.parse import urlencode
 
-from flask import Response, jsonify, request, stream_with_context, url_for
+from flask import Response, jsonify, request, stream_with_context
 
 from app.access import ORG_ADMIN, SITE_ADMIN, audit, audit_log
 from app.access.policy import find_registry
@@ -30,7 +31,7 @@ def _lines(filters: audit_log.Filters) -> Iterator[str]:
         yield json.dumps(audit_log.as_json(event), separators=(",", ":")) + "\n"
 
 
-def _answer(filters: audit_log.Filters, endpoint: str, **args):
+def _answer(filters: audit_log.Filters):
     if _wants_lines():
         resp = Response(stream_with_context(_lines(filters)), mimetype=NDJSON)
         resp.headers["Content-Disposition"] = 'attachment; filename="audit.jsonl"'
@@ -42,8 +43,11 @@ def _answer(filters: audit_log.Filters, endpoint: str, **args):
     )
     body: dict = {"events": [audit_log.as_json(e) for e in events], "next_before": next_before}
     if next_before is not None:
-        query = {k: v for k, v in request.args.items() if k != "before"}
-        body["next"] = url_for(endpoint, **args, **query, before=next_before)
+        # The caller's own arguments, as sent: url_for would read some (org, _external,
+        # _method...) as its own parameters.
+        query = [(k, v) for k, v in request.args.items(multi=True) if k != "before"]
+        query.append(("before", str(next_before)))
+        body["next"] = f"{request.script_root}{request.path}?{urlencode(query)}"
     resp = jsonify(body)
     resp.headers["Cache-Control"] = "no-store"
     return resp
@@ -55,7 +59,7 @@ def org_audit(org: str):
     repository, result, since, until; keyset pages with limit and before; ?format=jsonl
     exports every match as JSON lines)."""
     filters = audit_log.filters_from(request.args, org=org)
-    return _answer(filters, "api.org_audit", org=org)
+    return _answer(filters)
 
 
 @route("GET", "/admin/audit", SITE_ADMIN, "site")
@@ -63,7 +67,7 @@ def site_audit():
     """Every audit event, of every organisation and of none (logins, personal tokens, garbage
     collection); org=<name> narrows to one organisation, org=- to events of none."""
     filters = audit_log.filters_from(request.args, allow_org=True)
-    return _answer(filters, "api.site_audit")
+    return _answer(filters)
 
 
 def _registry(org: str, registry: str):

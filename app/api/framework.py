@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.errors import CoreError
@@ -59,6 +59,15 @@ def _bounded_body() -> None:
     # Every management endpoint takes at most a small JSON or form body; a larger one is
     # refused before a byte of it is read, whoever sends it.
     refuse_large_body()
+    _refuse_nul()
+
+
+def _refuse_nul() -> None:
+    """A NUL in a path segment or query argument names nothing, and PostgreSQL text cannot hold
+    one: its driver would raise instead of finding no row."""
+    path_values = [v for v in (request.view_args or {}).values() if isinstance(v, str)]
+    if b"%00" in request.query_string or any("\x00" in v for v in path_values):
+        raise ApiError(400, "INVALID", "names and query arguments cannot hold a NUL character")
 
 
 @bp.errorhandler(RequestEntityTooLarge)
@@ -80,7 +89,21 @@ def json_body() -> dict:
     data = read_json_body()
     if not isinstance(data, dict):
         raise ApiError(400, "INVALID", "the request body must be a JSON object")
+    if _holds_nul(data):
+        raise ApiError(400, "INVALID", "strings in the body cannot hold a NUL character")
     return data
+
+
+def _holds_nul(value) -> bool:
+    """Whether a string anywhere in the parsed body (its depth is bounded) holds a NUL, which
+    PostgreSQL text cannot store."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 def field_of(data: dict, name: str, kind: type, default=None, required: bool = False):

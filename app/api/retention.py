@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from app.access import ORG_ADMIN
 from app.access.policy import find_registry
 from app.api.framework import ApiError, json_body, route
+from app.limits import MAX_INT
 from app.models import Registry, RetentionPolicy, db
 from app.registry import retention, retention_rules
 
@@ -55,7 +56,8 @@ def _registry(org: str, registry: str) -> Registry:
 
 
 def _policy(reg: Registry, policy_id: int) -> RetentionPolicy:
-    policy = db.session.get(RetentionPolicy, policy_id)
+    # An id past a BIGINT would make the database driver raise, not answer "none".
+    policy = db.session.get(RetentionPolicy, policy_id) if policy_id <= MAX_INT else None
     if policy is None or policy.registry_id != reg.id:
         raise ApiError(404, "NOT_FOUND", f"retention policy {policy_id} not found")
     return policy

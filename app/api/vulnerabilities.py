@@ -161,10 +161,11 @@ def parse_expiry(value: str) -> datetime:
             day = datetime.fromisoformat(value)
             return day.replace(hour=23, minute=59, second=59)
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is not None:
+            # Year 1 east of UTC or year 9999 west of it has no UTC time.
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):
         raise Invalid("expires_at must be an ISO 8601 date or date-time") from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment
 
 

@@ -42,7 +42,9 @@ def basic_credentials() -> tuple[str, str] | None:
         username, sep, password = base64.b64decode(value.strip()).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
         raise Unauthenticated("malformed Basic credentials") from None
-    if not sep:
+    # No account is named with a control character, and a NUL would reach PostgreSQL (which
+    # refuses it) through the lookup and the failed login's audit event.
+    if not sep or any(ord(c) < 32 or c == "\x7f" for c in username):
         raise Unauthenticated("malformed Basic credentials")
     return username, password
 

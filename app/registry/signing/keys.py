@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from sqlalchemy import select, update
 
 from app.errors import Conflict, Invalid, NotFound
+from app.limits import MAX_INT
 from app.models import SigningKey, SigningPolicy, db
 from app.models.base import utcnow
 from app.models.upsert import insert_ignore
@@ -42,6 +43,9 @@ def parse_pem(pem: str) -> tuple[str, PublicKey, x509.Certificate | None]:
     """(kind, public key, certificate) from one PEM block: a PUBLIC KEY or a CERTIFICATE."""
     if len(pem) > MAX_PEM:
         raise Invalid(f"the PEM text is over {MAX_PEM} bytes")
+    if "\x00" in pem:
+        # PEM is text; PostgreSQL text cannot even store a NUL.
+        raise Invalid("the PEM text holds a NUL character")
     blocks = _BLOCK.findall(pem)
     if len(blocks) != 1:
         raise Invalid("give exactly one PEM block: a PUBLIC KEY or a CERTIFICATE")
@@ -137,7 +141,8 @@ def add(registry_id: int, name: str, pem: str) -> SigningKey:
 
 
 def find(registry_id: int, key_id: int) -> SigningKey:
-    row = db.session.get(SigningKey, key_id)
+    # An id past a BIGINT would make the database driver raise, not answer "none".
+    row = db.session.get(SigningKey, key_id) if key_id <= MAX_INT else None
     if row is None or row.registry_id != registry_id:
         raise NotFound(f"signing key {key_id} not found")
     return row
