@@ -82,11 +82,16 @@ def pss_bytes(pid: int) -> int:
     return 0
 
 
-def cpu_seconds(pid: int) -> float:
+def process_trees(pids: int | tuple[int, ...]) -> list[int]:
+    """The trees of one server, or of several measured as one (replicas and their proxy)."""
+    return [p for pid in ((pids,) if isinstance(pids, int) else pids) for p in process_tree(pid)]
+
+
+def cpu_seconds(pid: int | tuple[int, ...]) -> float:
     """User + system CPU of a process tree, counting children that already exited (cutime and
     cstime of their parent), so a worker gunicorn restarted still counts."""
     total = 0
-    for p in process_tree(pid):
+    for p in process_trees(pid):
         fields = _stat_fields(p)
         if fields:
             total += sum(int(x) for x in fields[11:15])
@@ -111,7 +116,7 @@ class Monitor(threading.Thread):
     def __init__(self, interval: float = 0.05):
         super().__init__(daemon=True)
         self.interval = interval
-        self.watching: dict[int, Usage] = {}
+        self.watching: dict[int | tuple[int, ...], Usage] = {}
         self.lock = threading.Lock()
         self.stopped = threading.Event()
 
@@ -123,15 +128,15 @@ class Monitor(threading.Thread):
                 self._sample(pid, usage)
 
     @staticmethod
-    def _sample(pid: int, usage: Usage) -> None:
-        tree = process_tree(pid)
+    def _sample(pid: int | tuple[int, ...], usage: Usage) -> None:
+        tree = process_trees(pid)
         sizes = [rss_bytes(p) for p in tree]
         usage.peak_rss_mib = max(usage.peak_rss_mib, sum(sizes) / MiB)
         usage.peak_pss_mib = max(usage.peak_pss_mib, sum(pss_bytes(p) for p in tree) / MiB)
         usage.peak_process_rss_mib = max(usage.peak_process_rss_mib, max(sizes, default=0) / MiB)
 
     @contextmanager
-    def measure(self, pid: int | None) -> Iterator[Usage]:
+    def measure(self, pid: int | tuple[int, ...] | None) -> Iterator[Usage]:
         usage = Usage()
         if pid is None:
             yield usage
