@@ -20,6 +20,11 @@ worker_class = "app.http_worker.HeaderFirstWorker"
 workers = int(_env("WORKERS", "2"))
 # Requests handled at once per worker; a slow upload holds one thread, never a whole worker.
 threads = int(_env("THREADS", "8"))
+# The master imports the application once and forks the workers from it: the code, the
+# modules and the application object are pages the workers share copy-on-write instead of one
+# copy each (see post_fork and when_ready for what must not be shared). Code changes then need a
+# restart, not a HUP.
+preload_app = True
 # Open connections per worker, idle and half-sent ones included.
 worker_connections = int(_env("CONNECTIONS", "1000"))
 # Seconds an idle kept-alive connection stays open between requests.
@@ -62,6 +67,27 @@ def on_starting(server) -> None:
     # Counters left by a previous run would be added to this one's.
     for path in glob.glob(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "*.db")):
         os.unlink(path)
+
+
+def when_ready(server) -> None:
+    # Objects alive now (the whole imported application) move out of the collector's reach:
+    # a collection in a worker would otherwise write to every object's header and copy the
+    # page it sits on.
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
+def post_fork(server, worker) -> None:
+    # A pooled database connection must never be shared between processes: each worker starts
+    # with an empty pool of its own (SQLAlchemy's advice for forked processes).
+    import wsgi
+    from app.models import db
+
+    with wsgi.app.app_context():
+        for engine in db.engines.values():
+            engine.dispose(close=False)
 
 
 def child_exit(server, worker) -> None:

@@ -68,11 +68,30 @@ def rss_bytes(pid: int) -> int:
     return int(fields[21]) * PAGE if fields else 0
 
 
-def cpu_seconds(pid: int) -> float:
+def pss_bytes(pid: int) -> int:
+    """Proportional set size: each resident page divided by the number of processes mapping
+    it. Summed over gunicorn's master and workers it counts the copy-on-write pages they share
+    once, where a sum of resident sets counts them once per process."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def process_trees(pids: int | tuple[int, ...]) -> list[int]:
+    """The trees of one server, or of several measured as one (replicas and their proxy)."""
+    return [p for pid in ((pids,) if isinstance(pids, int) else pids) for p in process_tree(pid)]
+
+
+def cpu_seconds(pid: int | tuple[int, ...]) -> float:
     """User + system CPU of a process tree, counting children that already exited (cutime and
     cstime of their parent), so a worker gunicorn restarted still counts."""
     total = 0
-    for p in process_tree(pid):
+    for p in process_trees(pid):
         fields = _stat_fields(p)
         if fields:
             total += sum(int(x) for x in fields[11:15])
@@ -84,6 +103,7 @@ class Usage:
     cpu_s: float = 0.0
     peak_rss_mib: float = 0.0
     peak_process_rss_mib: float = 0.0
+    peak_pss_mib: float = 0.0
     wall_s: float = 0.0
 
 
@@ -96,7 +116,7 @@ class Monitor(threading.Thread):
     def __init__(self, interval: float = 0.05):
         super().__init__(daemon=True)
         self.interval = interval
-        self.watching: dict[int, Usage] = {}
+        self.watching: dict[int | tuple[int, ...], Usage] = {}
         self.lock = threading.Lock()
         self.stopped = threading.Event()
 
@@ -108,13 +128,15 @@ class Monitor(threading.Thread):
                 self._sample(pid, usage)
 
     @staticmethod
-    def _sample(pid: int, usage: Usage) -> None:
-        sizes = [rss_bytes(p) for p in process_tree(pid)]
+    def _sample(pid: int | tuple[int, ...], usage: Usage) -> None:
+        tree = process_trees(pid)
+        sizes = [rss_bytes(p) for p in tree]
         usage.peak_rss_mib = max(usage.peak_rss_mib, sum(sizes) / MiB)
+        usage.peak_pss_mib = max(usage.peak_pss_mib, sum(pss_bytes(p) for p in tree) / MiB)
         usage.peak_process_rss_mib = max(usage.peak_process_rss_mib, max(sizes, default=0) / MiB)
 
     @contextmanager
-    def measure(self, pid: int | None) -> Iterator[Usage]:
+    def measure(self, pid: int | tuple[int, ...] | None) -> Iterator[Usage]:
         usage = Usage()
         if pid is None:
             yield usage
@@ -201,6 +223,7 @@ class Measure:
     cpu: dict[str, list[float]] = field(default_factory=dict)
     rss: dict[str, list[float]] = field(default_factory=dict)
     rss_process: dict[str, list[float]] = field(default_factory=dict)
+    pss: dict[str, list[float]] = field(default_factory=dict)
 
     def add(self, system: str, value: float) -> None:
         self.values.setdefault(system, []).append(value)
@@ -219,6 +242,7 @@ class Measure:
             "notes": self.notes,
             "server_cpu_s": {k: summary(v) for k, v in self.cpu.items() if v},
             "server_peak_rss_mib": {k: summary(v) for k, v in self.rss.items() if v},
+            "server_peak_pss_mib": {k: summary(v) for k, v in self.pss.items() if v},
             "server_peak_process_rss_mib": {
                 k: summary(v) for k, v in self.rss_process.items() if v
             },
@@ -417,6 +441,7 @@ class Results:
             measure.cpu.setdefault(system, []).append(usage.cpu_s)
             measure.rss.setdefault(system, []).append(usage.peak_rss_mib)
             measure.rss_process.setdefault(system, []).append(usage.peak_process_rss_mib)
+            measure.pss.setdefault(system, []).append(usage.peak_pss_mib)
         log(f"  {measure.id} {system}: {value:.4g} {measure.unit}")
         return value
 

@@ -104,9 +104,15 @@ class Service:
     version: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
+    # Services measured with this one, as one system (the replicas behind a proxy).
+    behind: list[Service] = field(default_factory=list)
+
     @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc and self.proc.poll() is None else None
+    def pid(self) -> int | tuple[int, ...] | None:
+        own = self.proc.pid if self.proc and self.proc.poll() is None else None
+        if not self.behind or own is None:
+            return own
+        return (own, *(p for s in self.behind if isinstance(p := s.pid, int)))
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -163,6 +169,84 @@ http {{
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/", proc, log)
     return Service("nginx", url, proc, workdir, _version(["nginx", "-v"]))
+
+
+def start_nginx_proxy(workdir: Path, upstreams: list[str]) -> Service:
+    """nginx as a small load balancer in front of Cargohold replicas: round robin, kept-alive
+    upstream connections, bodies streamed both ways (no request or response buffering)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    temp = workdir / "temp"
+    temp.mkdir(exist_ok=True)
+    servers = "".join(f"        server {u.removeprefix('http://')};\n" for u in upstreams)
+    conf = workdir / "nginx.conf"
+    conf.write_text(
+        f"""daemon off;
+{"user root;" if os.geteuid() == 0 else ""}
+worker_processes 1;
+pid {workdir}/nginx.pid;
+error_log {workdir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {temp}/body;
+    proxy_temp_path {temp}/proxy;
+    fastcgi_temp_path {temp}/fastcgi;
+    uwsgi_temp_path {temp}/uwsgi;
+    scgi_temp_path {temp}/scgi;
+    upstream cargohold {{
+{servers}        keepalive 32;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        client_max_body_size 0;
+        proxy_request_buffering off;
+        proxy_buffering off;
+        proxy_read_timeout 300s;
+        proxy_send_timeout 300s;
+        location / {{
+            proxy_pass http://cargohold;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $http_host;
+        }}
+    }}
+}}
+"""
+    )
+    log = workdir / "nginx.log"
+    proc = spawn(["nginx", "-e", str(workdir / "error.log"), "-c", str(conf)], log)
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/v2/", proc, log)
+    return Service("nginx", url, proc, workdir, _version(["nginx", "-v"]))
+
+
+def start_cargohold_replicas(workdir: Path, env: dict[str, str], count: int = 2) -> Service:
+    """`count` Cargohold servers on one database and one bucket behind nginx: the returned
+    service is the proxy, measured together with the replicas (`Service.behind`)."""
+    from tests.support.server import Server, free_port
+
+    env = {**env, "CARGOHOLD_TRUSTED_PROXIES": "1"}
+    first, server = start_cargohold(workdir / "replica0", [], extra_env=env)
+    replicas = [first]
+    for i in range(1, count):
+        other = Server(
+            data_dir=server.data_dir,
+            port=free_port(),
+            admin_password=server.admin_password,
+            env=server.env,
+            users=server.users,
+        )
+        other.start()
+        _started.append(other.proc)  # type: ignore[arg-type]
+        replicas.append(Service(f"cargohold-{i}", other.url, other.proc, workdir, first.version))
+    proxy = start_nginx_proxy(workdir / "nginx", [r.url for r in replicas])
+    proxy.extra.update(first.extra)
+    proxy.behind = replicas
+    return proxy
 
 
 # ---- CNCF Distribution ------------------------------------------------------------------------
