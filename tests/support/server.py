@@ -108,9 +108,14 @@ class Server:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
             try:
                 requests.get(f"{self.url}/v2/", timeout=5)
-                return
             except requests.RequestException:
                 time.sleep(0.1)
+                continue
+            # The first worker answers while the master may still be forking the others (the
+            # application is preloaded): tests that count or signal workers need them all.
+            while len(child_pids(self.proc.pid)) < workers and time.monotonic() < deadline:
+                time.sleep(0.05)
+            return
         raise RuntimeError("server did not start within 60s")
 
     def stop(self) -> None:
