@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pytest
 import requests
 
-from tests.conftest import IN_CI, require_tool
+from tests.conftest import require_tool
 from tests.pypi import attestation_assets, dists, testdata
 from tests.support.server import BIN, ROOT, free_port
 from tests.support.services import Services, require_services, unique_prefix
@@ -178,12 +178,7 @@ def test_what_the_image_cuts_was_not_needed(image):
     real PEP 740 attestations verified offline (a wrong digest refused), Markdown and
     reStructuredText rendered with Pygments' highlighting, a password hashed; and none of what
     the Dockerfile and the base cut was loaded on the way."""
-    try:
-        assets = attestation_assets.ensure()
-    except testdata.MissingTestData as exc:
-        if IN_CI:
-            pytest.fail(f"PEP 740 test assets could not be fetched: {exc}")
-        pytest.skip(f"PEP 740 test assets could not be fetched: {exc}")
+    assets = testdata.required(attestation_assets.ensure, "PEP 740 test assets")
     script = (ROOT / "tests" / "image_check.py").read_text()
     proc = podman(
         "run",

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI
 from tests.pypi import testdata as pinned
 from tests.support.server import Server
 
@@ -76,12 +75,7 @@ def sha256sums() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def testdata() -> Path:
     """The pinned wheels and sdists, fetched on first use (tests/pypi/testdata.py)."""
-    try:
-        return pinned.ensure()
-    except pinned.MissingTestData as exc:
-        if IN_CI:
-            pytest.fail(f"Python test data could not be fetched: {exc}")
-        pytest.skip(f"Python test data could not be fetched: {exc}")
+    return pinned.required(pinned.ensure, "Python test data")
 
 
 @pytest.fixture(scope="session")

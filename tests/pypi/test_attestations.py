@@ -15,7 +15,6 @@ from urllib.parse import urljoin
 import pytest
 import requests
 
-from tests.conftest import IN_CI
 from tests.console.conftest import Console
 from tests.pypi import attestation_assets, testdata
 from tests.pypi.conftest import BIN, Index, make_venv, run, twine, uv_publish
@@ -42,12 +41,7 @@ JSON_V1 = "application/vnd.pypi.simple.v1+json"
 
 @pytest.fixture(scope="module")
 def assets() -> Path:
-    try:
-        return attestation_assets.ensure()
-    except testdata.MissingTestData as exc:
-        if IN_CI:
-            pytest.fail(f"PEP 740 test assets could not be fetched: {exc}")
-        pytest.skip(f"PEP 740 test assets could not be fetched: {exc}")
+    return testdata.required(attestation_assets.ensure, "PEP 740 test assets")
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI
 from tests.pypi import testdata as pinned
 
 SMALL = ("zope.event-5.0-py3-none-any.whl", "zope.event-5.0.tar.gz")
@@ -72,12 +71,7 @@ def test_a_prefilled_folder_is_used_only_where_hashes_match(
 
 def fetch_or_skip() -> Path:
     """As the testdata fixture: an unreachable package index fails in CI and skips elsewhere."""
-    try:
-        return pinned.ensure()
-    except pinned.MissingTestData as exc:
-        if IN_CI:
-            raise
-        pytest.skip(f"the package index is not reachable: {exc}")
+    return pinned.required(pinned.ensure, "the pinned packages (package index)")
 
 
 def test_pip_downloads_a_wheel_and_an_sdist(empty_cache, monkeypatch):

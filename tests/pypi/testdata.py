@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from packaging.utils import parse_sdist_filename, parse_wheel_filename
@@ -153,3 +153,16 @@ def files(folder: Path) -> list[Path]:
 
 if __name__ == "__main__":
     print(ensure())
+
+
+def required(fetch: Callable[[], Path], what: str) -> Path:
+    """What `fetch` brings, for a test: data that cannot be had fails the test under CI=true
+    (nothing may skip there) and skips it elsewhere, as `tests.conftest.require_tool` does."""
+    import pytest
+
+    try:
+        return fetch()
+    except MissingTestData as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{what} could not be fetched: {exc}")
+        pytest.skip(f"{what} could not be fetched: {exc}")
