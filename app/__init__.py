@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from flask_migrate import Migrate
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -14,6 +15,8 @@ from app.filemodes import private_dir, private_file
 from app.models import db
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+# A Python index's URLs, which speak PyPI's protocol: /api/v1/<org>/<registry>/python[/...].
+PYPI_PATH = re.compile(r"/api/v1/[^/]+/[^/]+/python(/|$)")
 
 
 @event.listens_for(Engine, "connect")
@@ -86,6 +89,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_audit(app)
     register_cli(app)
     _register_outage_handlers(app)
+    _answer_unmatched(app)
     probes.init_app(app)
     gate.verify(app)
     unit_of_work_per_request(app)
@@ -142,3 +146,26 @@ def _register_outage_handlers(app: Flask) -> None:
 
     app.register_error_handler(TimeoutError, body_stalled)
     app.register_error_handler(IdentityUnavailable, unavailable)
+
+
+def _answer_unmatched(app: Flask) -> None:
+    """A URL no route matches (404), or a method its route does not allow (405), is answered in
+    the protocol its path belongs to: the PyPI way below a Python index, the management API's
+    JSON elsewhere below /api/v1. Every other path keeps the console's handler of HTTP errors
+    (its pages, or werkzeug's own answer on the other protocol paths)."""
+    from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+
+    from app.api.framework import unmatched as api_unmatched
+    from app.console.errors import http_error
+    from app.pypi.routes import unmatched as pypi_unmatched
+
+    def unmatched(exc: HTTPException):
+        path = request.path
+        if PYPI_PATH.match(path):
+            return pypi_unmatched(exc)
+        if path == "/api/v1" or path.startswith("/api/v1/"):
+            return api_unmatched(exc)
+        return http_error(exc)
+
+    app.register_error_handler(NotFound, unmatched)
+    app.register_error_handler(MethodNotAllowed, unmatched)

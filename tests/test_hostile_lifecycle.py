@@ -66,10 +66,10 @@ def api_error(r: requests.Response, *statuses: int) -> None:
 
 
 def refused(r: requests.Response) -> None:
-    """A 4xx; a URL no route matches (or too long for the server to read) may get a plain
-    page, anything a route answers is /api/v1 JSON."""
+    """A 4xx in /api/v1 JSON, a URL no route matches included; only a request line too long for
+    the server to read (414) gets the server's own plain answer."""
     assert 400 <= r.status_code < 500, (r.status_code, r.text[:500])
-    if r.status_code not in (404, 405, 414):
+    if r.status_code != 414:
         api_error(r, r.status_code)
 
 

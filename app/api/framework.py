@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flask import Blueprint, jsonify, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from app.errors import CoreError
 from app.gate import requires
@@ -76,13 +76,16 @@ def _form_too_large(_exc):
 
 
 @bp.errorhandler(404)
-def _no_route(_exc):
-    return error_response(404, "NOT_FOUND", "no such endpoint")
-
-
 @bp.errorhandler(405)
-def _no_method(_exc):
-    return error_response(405, "METHOD_NOT_ALLOWED", "method not allowed on this endpoint")
+def unmatched(exc: HTTPException):
+    """No route at this URL (404), or none for this method (405, with the Allow header naming
+    those there are). The app answers every /api/v1 URL no route matches with it too: a routing
+    error belongs to no blueprint, so this blueprint's handler alone would never see one."""
+    if isinstance(exc, MethodNotAllowed):
+        allow = {"Allow": ", ".join(exc.valid_methods)} if exc.valid_methods else None
+        message = "method not allowed on this endpoint"
+        return error_response(405, "METHOD_NOT_ALLOWED", message, allow)
+    return error_response(404, "NOT_FOUND", "no such endpoint")
 
 
 def json_body() -> dict:

@@ -82,7 +82,9 @@ def _sentence(message: str) -> str:
 
 
 @bp.app_errorhandler(HTTPException)
-def _http_error(exc: HTTPException):
+def http_error(exc: HTTPException):
+    """Every HTTP error outside a blueprint's own handlers (the app factory sends here the URLs
+    no route matches outside /api/v1): a page, or the exception's own answer on protocol paths."""
     if request.path.startswith(PROTOCOL_PREFIXES) and request.blueprint != "console":
         return exc
     detail = None

@@ -11,6 +11,7 @@ import tempfile
 from datetime import UTC
 
 from flask import Blueprint, Response, current_app, jsonify, redirect, request, url_for
+from werkzeug.exceptions import HTTPException
 
 from app import limits
 from app.access import RegistryResource, audit
@@ -75,6 +76,13 @@ def _core_error(exc: CoreError):
     if exc.status == 403:
         message = f"Forbidden: {message}"
     return _error(exc.status, message, headers)
+
+
+def unmatched(exc: HTTPException) -> Response:
+    """A URL below the index that no route matches (404), or a method its route does not allow
+    (405, with Allow), told the PyPI way; the app sends every such request here."""
+    allow = getattr(exc, "valid_methods", None)
+    return _error(exc.code or 404, exc.name, {"Allow": ", ".join(allow)} if allow else None)
 
 
 # ---- authorization: what the routes' declarations mean here ----------------------------------
