@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from tests.pypi import dists
+from tests.support.server import no_traceback_logged
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DEEP = 100_000
@@ -19,13 +20,8 @@ HUGE = "1" + "0" * 5000
 @pytest.fixture
 def quiet_log(server):
     """Fails the test when the server logged a traceback while it ran."""
-    assert server.log_path is not None
-    start = server.log_path.stat().st_size
-    yield
-    with open(server.log_path, "rb") as log:
-        log.seek(start)
-        added = log.read().decode(errors="replace")
-    assert "Traceback" not in added, added[-3000:]
+    with no_traceback_logged(server):
+        yield
 
 
 def oci_error(r: requests.Response, status: int, code: str) -> None:

@@ -17,8 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.console.conftest import Console
 from tests.pypi import dists
-from tests.support.server import make_server
-from tests.support.services import Backend
+from tests.support.server import no_traceback_logged, running_server
 
 API = "/api/v1"
 POLICIES = "/orgs/acme/registries/main/retention-policies"
@@ -28,25 +27,15 @@ ALLOW = "/orgs/acme/registries/main/vulnerability-allowlist"
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    backend = Backend()
-    server = make_server(tmp_path_factory.mktemp("hostile-lifecycle"), extra_env=backend.env())
-    server.start()
-    try:
+    with running_server(tmp_path_factory.mktemp("hostile-lifecycle")) as server:
         yield server
-    finally:
-        server.stop()
-        backend.cleanup()
 
 
 @pytest.fixture(autouse=True)
 def quiet_log(srv):
     """Fails the test when the server logged a traceback while it ran."""
-    start = srv.log_path.stat().st_size
-    yield
-    with open(srv.log_path, "rb") as log:
-        log.seek(start)
-        added = log.read().decode(errors="replace")
-    assert "Traceback" not in added, added[-3000:]
+    with no_traceback_logged(srv):
+        yield
 
 
 def call(srv, user: str | None, method: str, path: str, **kw) -> requests.Response:

@@ -7,22 +7,15 @@ import pytest
 import requests
 
 from tests.support.client import OCIClient
-from tests.support.server import make_server
-from tests.support.services import Backend
+from tests.support.server import running_server
 
 REPO = "acme/main/immutable/app"
 
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    backend = Backend()
-    server = make_server(tmp_path_factory.mktemp("immutable"), extra_env=backend.env())
-    server.start()
-    try:
+    with running_server(tmp_path_factory.mktemp("immutable")) as server:
         yield server
-    finally:
-        server.stop()
-        backend.cleanup()
 
 
 def rules_url(srv, registry: str = "main") -> str:

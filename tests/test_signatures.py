@@ -19,8 +19,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from tests.support import notary
 from tests.support.client import OCIClient
-from tests.support.server import make_server
-from tests.support.services import Backend
+from tests.support.server import running_server
 from tests.support.signing import (
     bundle_sign,
     cert_pem,
@@ -37,14 +36,8 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    backend = Backend()
-    server = make_server(tmp_path_factory.mktemp("signatures"), extra_env=backend.env())
-    server.start()
-    try:
+    with running_server(tmp_path_factory.mktemp("signatures")) as server:
         yield server
-    finally:
-        server.stop()
-        backend.cleanup()
 
 
 class World:

@@ -14,8 +14,7 @@ import requests
 from tests.conftest import require_tool
 from tests.support.client import OCIClient
 from tests.support.oidc_issuer import Issuer
-from tests.support.server import make_server
-from tests.support.services import Backend
+from tests.support.server import login_throttle, running_server
 
 
 def api(server, user: str | None, password: str | None = None) -> requests.Session:
@@ -554,17 +553,9 @@ def test_trust_policy_input_is_validated(server, issuer, ci_robot):
 
 @pytest.fixture(scope="module")
 def strict_server(tmp_path_factory):
-    backend = Backend()
-    limits = {
-        "CARGOHOLD_LOGIN_MAX_FAILURES": "3",
-        "CARGOHOLD_LOGIN_MAX_FAILURES_PER_ADDRESS": "6",
-        "CARGOHOLD_LOGIN_WINDOW": "60",
-    }
-    srv = make_server(tmp_path_factory.mktemp("strict"), {**backend.env(), **limits})
-    srv.start(workers=1)
-    yield srv
-    srv.stop()
-    backend.cleanup()
+    limits = login_throttle(per_account=3, per_address=6)
+    with running_server(tmp_path_factory.mktemp("strict"), limits, workers=1) as srv:
+        yield srv
 
 
 def test_failed_logins_are_throttled_per_account_and_address(strict_server):
@@ -590,17 +581,9 @@ def test_failed_logins_are_throttled_per_account_and_address(strict_server):
 @pytest.fixture(scope="module")
 def per_token_server(tmp_path_factory):
     """A low per-account limit and a high per-address one: every test request is from loopback."""
-    backend = Backend()
-    limits = {
-        "CARGOHOLD_LOGIN_MAX_FAILURES": "3",
-        "CARGOHOLD_LOGIN_MAX_FAILURES_PER_ADDRESS": "1000",
-        "CARGOHOLD_LOGIN_WINDOW": "60",
-    }
-    srv = make_server(tmp_path_factory.mktemp("per-token"), {**backend.env(), **limits})
-    srv.start(workers=1)
-    yield srv
-    srv.stop()
-    backend.cleanup()
+    limits = login_throttle(per_account=3, per_address=1000)
+    with running_server(tmp_path_factory.mktemp("per-token"), limits, workers=1) as srv:
+        yield srv
 
 
 def test_failed_token_logins_lock_only_the_token_tried(per_token_server):

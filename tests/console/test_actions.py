@@ -17,8 +17,7 @@ from tests.console.conftest import Console
 from tests.pypi.conftest import clean_env
 from tests.pypi.dists import make_wheel, unique, upload
 from tests.support.client import OCIClient
-from tests.support.server import make_server
-from tests.support.services import Backend
+from tests.support.server import login_throttle, running_server
 
 
 def new_user(server, prefix: str = "person") -> tuple[str, str]:
@@ -308,20 +307,14 @@ def test_yank_unyank_and_delete_python_file(console_for, server, tmp_path):
 
 @pytest.fixture(scope="module")
 def strict_server(tmp_path_factory):
-    backend = Backend()
     limits = {
-        "CARGOHOLD_LOGIN_MAX_FAILURES": "3",
-        "CARGOHOLD_LOGIN_MAX_FAILURES_PER_ADDRESS": "100",
-        "CARGOHOLD_LOGIN_WINDOW": "60",
+        **login_throttle(per_account=3, per_address=100),
         "CARGOHOLD_CONSOLE_IDLE_TIMEOUT": "2",
         # As behind a TLS-terminating proxy.
         "CARGOHOLD_PUBLIC_URL": "https://registry.example.test",
     }
-    srv = make_server(tmp_path_factory.mktemp("console-strict"), {**backend.env(), **limits})
-    srv.start(workers=1)
-    yield srv
-    srv.stop()
-    backend.cleanup()
+    with running_server(tmp_path_factory.mktemp("console-strict"), limits, workers=1) as srv:
+        yield srv
 
 
 def test_console_sign_in_shares_the_login_throttle(strict_server):

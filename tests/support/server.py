@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,6 +147,49 @@ def make_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Serv
     server.flask("bootstrap")
     seed_tenants(server)
     return server
+
+
+@contextmanager
+def running_server(
+    data_dir: Path, extra_env: dict[str, str] | None = None, workers: int = 2
+) -> Iterator[Server]:
+    """A started server with the seeded tenants on the backend CARGOHOLD_TEST_BACKEND names,
+    `extra_env` over it; stopped, and its backend's database and objects removed, on exit."""
+    # Imported here: tests.support.services imports this module.
+    from tests.support.services import Backend
+
+    backend = Backend()
+    try:
+        server = make_server(data_dir, extra_env={**backend.env(), **(extra_env or {})})
+        try:
+            server.start(workers=workers)
+            yield server
+        finally:
+            server.stop()
+    finally:
+        backend.cleanup()
+
+
+@contextmanager
+def no_traceback_logged(server: Server) -> Iterator[None]:
+    """Fails when the server logged a traceback while the block ran."""
+    assert server.log_path is not None
+    start = server.log_path.stat().st_size
+    yield
+    with open(server.log_path, "rb") as log:
+        log.seek(start)
+        added = log.read().decode(errors="replace")
+    assert "Traceback" not in added, added[-3000:]
+
+
+def login_throttle(per_account: int, per_address: int, window: int = 60) -> dict[str, str]:
+    """Environment for a server that throttles failed logins: so many failures per account and
+    per client address within `window` seconds."""
+    return {
+        "CARGOHOLD_LOGIN_MAX_FAILURES": str(per_account),
+        "CARGOHOLD_LOGIN_MAX_FAILURES_PER_ADDRESS": str(per_address),
+        "CARGOHOLD_LOGIN_WINDOW": str(window),
+    }
 
 
 def seed_tenants(server: Server) -> None:
