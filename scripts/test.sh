@@ -42,5 +42,6 @@ CARGOHOLD_TEST_BACKEND=postgres "$VENV/bin/pytest" -ra --junitxml=build/pytest-j
   tests/test_oci_api.py tests/test_tenancy.py tests/test_authorization_table.py \
   tests/clients tests/pypi tests/test_conformance.py tests/test_gc.py tests/test_immutability.py \
   tests/test_vulnerabilities.py tests/test_retention.py tests/test_quotas.py tests/test_audit.py \
+  tests/test_decision_cache.py tests/test_policy_stamp.py \
   tests/aws/test_worker.py tests/aws/test_signup_flow.py \
   tests/console/test_pages.py tests/console/test_actions.py

@@ -9,6 +9,8 @@ import secrets
 
 import pytest
 import requests
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tests.support.client import OCIClient
 from tests.support.server import Server, free_port
@@ -121,6 +123,43 @@ def test_revoked_token_and_removed_member_refused_at_once_on_every_replica(serve
     finally:
         r = _call(admin, "PUT", "/orgs/acme/members/victor", json={"role": "viewer"})
         assert r.status_code in (200, 201, 204), r.text
+
+
+def test_pull_settings_take_effect_at_once_on_every_replica(server, replica):
+    """A pull's per-registry settings (signature policy, pull auditing) are kept per process
+    under the same stamp: switched through one replica, they hold for the next pull on the
+    other, and switched back, likewise."""
+    registry = f"pulls{secrets.token_hex(3)}"
+    admin = _api(server, "admin")
+    r = _call(admin, "POST", "/orgs/acme/registries", json={"name": registry})
+    assert r.status_code == 201, r.text
+    repo = f"acme/{registry}/app"
+    OCIClient(server.url, "alice", server.users["alice"]).push_image(repo, "v1", [b"pulls"])
+    path = f"/v2/{repo}/manifests/v1"
+    victor = [OCIClient(s.url, "victor", server.users["victor"]) for s in (server, replica)]
+    assert all(_statuses(v, path) == {200} for v in victor)  # kept by every worker now
+
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    pem = key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+    keys = f"/orgs/acme/registries/{registry}/signing-keys"
+    r = _call(admin, "POST", keys, json={"name": "release", "pem": pem})
+    assert r.status_code == 201, r.text
+    policy = f"/orgs/acme/registries/{registry}/signature-policy"
+    r = _call(admin, "PUT", policy, json={"require_signature": True, "exempt_writers": True})
+    assert r.status_code == 200, r.text
+    assert all(_statuses(v, path) == {403} for v in victor)
+    r = _call(_api(replica, "admin"), "PUT", policy, json={"require_signature": False})
+    assert r.status_code == 200, r.text
+    assert all(_statuses(v, path) == {200} for v in victor)
+
+    settings = f"/orgs/acme/registries/{registry}/audit-settings"
+    r = _call(admin, "PUT", settings, json={"audit_pulls": True})
+    assert r.status_code == 200, r.text
+    assert _statuses(victor[1], path, times=4) == {200}
+    r = _call(admin, "GET", "/orgs/acme/audit", params={"repository": repo})
+    assert r.status_code == 200, r.text
+    pulls = [e for e in r.json()["events"] if e["action"] == "manifest.pull"]
+    assert len(pulls) == 4 and {e["actor"]["name"] for e in pulls} == {"victor"}
 
 
 def test_every_watched_table_has_its_stamp_triggers(server):

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 
 from sqlalchemy import insert
 
+from app.access.decisions import StampedMemo
 from app.access.policy import Principal
 from app.caching import BoundedCache
 from app.models import AuditEvent, Registry, Repository, db
@@ -331,9 +332,17 @@ def _robot_org(principal: Principal) -> str | None:
 # ---- pulls ---------------------------------------------------------------------------------
 
 
+# registry id -> Registry.audit_pulls, kept while the policy stamp is unchanged (its triggers
+# watch that column): every pull asks.
+_PULLS_AUDITED: StampedMemo[bool] = StampedMemo(4096)
+
+
 def pulls_audited(registry_id: int) -> bool:
-    registry = db.session.get(Registry, registry_id)
-    return bool(registry is not None and registry.audit_pulls)
+    def read() -> bool:
+        registry = db.session.get(Registry, registry_id)
+        return bool(registry is not None and registry.audit_pulls)
+
+    return _PULLS_AUDITED.get(registry_id, read)
 
 
 def pulled(repo: Repository, action: str, reference: str, details: dict | None = None) -> None:

@@ -1,13 +1,16 @@
 """Per-process memos of what authorization and credential checks read from the database, kept
 while the policy stamp (`app.models.PolicyStamp`) is unchanged.
 
-Every change to organisations, registries, memberships, grants, users or access tokens writes a
-fresh stamp in its own transaction (database triggers), so a request that reads the stamp and
-finds it unchanged may reuse a decision made under it, on any replica; one that finds it
-changed decides again. A decision computed inside a transaction that changed the policy is kept
+Every change to organisations, registries, memberships, grants, users, access tokens or a
+registry's pull settings (signing and vulnerability policies, pull auditing) writes a fresh
+stamp in its own transaction (database triggers), so a request that reads the stamp and finds
+it unchanged may reuse a decision made under it, on any replica; one that finds it changed
+decides again. A decision computed inside a transaction that changed the policy is kept
 under that transaction's own stamp, which no committed state will ever carry if it rolls back.
-Reading the stamp is one primary-key lookup: a registry made private is private for the very
-next request everywhere.
+Reading the stamp is one primary-key lookup, made once per transaction: the value is kept on the
+database connection until the connection writes anything (a trigger may have moved it), ends its
+transaction or goes back to the pool. A registry made private is private for the very next
+request everywhere.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import logging
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import Pool
 
 from app.caching import BoundedCache
 from app.models import PolicyStamp, db
@@ -29,12 +34,46 @@ V = TypeVar("V")
 _STAMP = select(PolicyStamp.stamp).where(PolicyStamp.id == 1)
 
 
+_KEPT = "cargohold.policy_stamp"
+_UNREAD = object()
+
+
 def current_stamp() -> int | None:
     """The committed (or this transaction's own) policy stamp; None without the row (a
     database not yet upgraded) or without its triggers, when nothing may be reused."""
     if not _triggers_present():
         return None
-    return db.session.execute(_STAMP).scalar_one_or_none()
+    conn = db.session.connection()
+    stamp = conn.info.get(_KEPT, _UNREAD)
+    if stamp is _UNREAD:
+        # On the connection, past the ORM: a column of one row needs no entity loading.
+        stamp = conn.info[_KEPT] = conn.execute(_STAMP).scalar_one_or_none()
+    return stamp  # type: ignore[return-value]
+
+
+def _forget(info: dict) -> None:
+    info.pop(_KEPT, None)
+
+
+@event.listens_for(Engine, "after_cursor_execute")
+def _after_statement(conn, _cursor, statement: str, *_args) -> None:
+    # Anything but a read may have fired a trigger; the stamp statement itself is a read.
+    if statement.lstrip()[:6].upper() != "SELECT":
+        _forget(conn.info)
+
+
+@event.listens_for(Engine, "commit")
+@event.listens_for(Engine, "rollback")
+def _transaction_ended(conn) -> None:
+    _forget(conn.info)
+
+
+@event.listens_for(Pool, "checkout")
+@event.listens_for(Pool, "checkin")
+def _pooled(_dbapi_connection, record, *_proxy) -> None:
+    # A rollback on return to the pool fires no Connection event: the pool's hooks cover it.
+    if record is not None:
+        _forget(record.info)
 
 
 # Database URL -> whether every watched table has its triggers, checked once per process.

@@ -1,5 +1,7 @@
 """SQLAlchemy models. SQLite for the embedded default, PostgreSQL in production."""
 
+# Registers its engine events: writers of a SQLite file queue in the process first.
+from app.models import sqlite_writes  # noqa: F401
 from app.models.audit import AuditEvent
 from app.models.base import db
 from app.models.content import Blob, BlobLink, Manifest, Repository, Tag, Upload

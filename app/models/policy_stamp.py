@@ -1,8 +1,9 @@
-"""One row whose value changes whenever anything an authorization decision or a credential check
-reads changes: organisations, registries, memberships, grants, users and access tokens. Database
-triggers (migration 0013_performance) write it in the same transaction as the change, so every
-replica sees a new stamp exactly when it sees the change, and may keep decisions made under the
-old one until then (`app.access.decisions`)."""
+"""One row whose value changes whenever anything an authorization decision, a credential check or
+a pull's per-registry settings read changes: organisations, registries, memberships, grants,
+users, access tokens, signing and vulnerability policies. Database triggers (migrations
+0013_performance and 0014_pull_settings_stamp) write it in the same transaction as the change,
+so every replica sees a new stamp exactly when it sees the change, and may keep decisions made
+under the old one until then (`app.access.decisions`)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ class PolicyStamp(db.Model):
     stamp: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-# The tables whose triggers write the stamp (migration 0013_performance creates them).
+# The tables whose triggers write the stamp (migrations 0013_performance and
+# 0014_pull_settings_stamp create them).
 WATCHED_TABLES = (
     "organisations",
     "registries",
@@ -28,4 +30,6 @@ WATCHED_TABLES = (
     "registry_grants",
     "users",
     "access_tokens",
+    "signing_policies",
+    "vuln_policies",
 )

@@ -16,7 +16,16 @@ from app.digests import CHUNK, is_digest
 from app.errors import CoreError
 from app.gate import KINDS, Target, dispatches, kind, permits, requires
 from app.models import db
-from app.registry import blobs, catalog, deletion, manifest_store, quotas, repositories, uploads
+from app.registry import (
+    blobs,
+    catalog,
+    deletion,
+    manifest_bodies,
+    manifest_store,
+    quotas,
+    repositories,
+    uploads,
+)
 from app.registry.errors import RegistryError
 from app.registry.manifests import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX
 from app.registry.names import RepoName, parse_repository
@@ -113,8 +122,7 @@ def _accepts(stored: str) -> bool:
 
 @requires("pull", "repository")
 def get_manifest(name: RepoName, reference: str):
-    repo = repositories.require(name)
-    manifest = manifest_store.find(repo, reference)
+    repo, manifest = manifest_store.locate(name, reference)
     if not _accepts(manifest.media_type):
         raise RegistryError(
             "MANIFEST_UNKNOWN",
@@ -138,8 +146,7 @@ def get_manifest(name: RepoName, reference: str):
     if request.method == "HEAD":
         headers["Content-Length"] = str(manifest.size)
         return Response(status=200, headers=headers)
-    with _store().open(manifest.digest) as f:
-        body = f.read()
+    body = manifest_bodies.read(_store(), manifest.digest)
     audit.pulled(repo, "manifest.pull", reference, {"digest": manifest.digest})
     return Response(body, status=200, headers=headers)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import and_, bindparam, delete, or_, select, update
 
 from app import digests
 from app.access import audit
@@ -14,8 +14,41 @@ from app.models.ordering import bytewise
 from app.models.upsert import insert_ignore, upsert
 from app.registry import blobs, gc, immutability, manifests, quotas
 from app.registry.errors import RegistryError
-from app.registry.names import check_tag
+from app.registry.names import RepoName, check_tag
 from app.storage import BlobStore
+
+# A read of a manifest by tag or digest is one statement for the repository and the manifest,
+# built once (the hottest read of a registry: building a statement costs as much as running it).
+_BY_TAG = (
+    select(Repository, Manifest)
+    .outerjoin(Tag, and_(Tag.repository_id == Repository.id, Tag.name == bindparam("reference")))
+    .outerjoin(Manifest, Manifest.id == Tag.manifest_id)
+    .where(Repository.name == bindparam("name"))
+)
+_BY_DIGEST = (
+    select(Repository, Manifest)
+    .outerjoin(
+        Manifest,
+        and_(Manifest.repository_id == Repository.id, Manifest.digest == bindparam("reference")),
+    )
+    .where(Repository.name == bindparam("name"))
+)
+
+
+def locate(name: RepoName, reference: str) -> tuple[Repository, Manifest]:
+    """The repository and its manifest by tag or digest: NAME_UNKNOWN, MANIFEST_UNKNOWN."""
+    if digests.is_digest(reference):
+        blobs.check_digest(reference)
+        query = _BY_DIGEST
+    else:
+        query = _BY_TAG
+    row = db.session.execute(query, {"name": name.full, "reference": reference}).one_or_none()
+    if row is None:
+        raise RegistryError("NAME_UNKNOWN", f"repository {name.full!r} is not known")
+    repo, manifest = row
+    if manifest is None:
+        raise RegistryError("MANIFEST_UNKNOWN", f"manifest {reference!r} is not known")
+    return repo, manifest
 
 
 def find(repo: Repository, reference: str) -> Manifest:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
+from app.access.decisions import StampedMemo
 from app.models import Manifest, ManifestReference, Registry, Repository, db
 from app.registry.errors import RegistryError
 from app.registry.manifests import INDEX_TYPES
@@ -24,6 +25,20 @@ from app.storage import BlobStore
 POLICY = "pull requires a valid signature"
 MAX_PARENTS = 20
 MAX_DEPTH = 2
+
+# registry id -> (pull requires a signature, writers exempt), kept while the policy stamp is
+# unchanged (its triggers watch signing_policies): every pull asks, few registries have one.
+_IN_FORCE: StampedMemo[tuple[bool, bool]] = StampedMemo(4096)
+
+
+def _in_force(registry_id: int) -> tuple[bool, bool]:
+    def read() -> tuple[bool, bool]:
+        policy = keys.find_policy(registry_id)
+        if policy is None:
+            return False, True
+        return bool(policy.require_signature), bool(policy.exempt_writers)
+
+    return _IN_FORCE.get(registry_id, read)
 
 
 def _parents(repo: Repository, manifest: Manifest) -> list[Manifest]:
@@ -59,10 +74,10 @@ def check(
     store: BlobStore, repo: Repository, manifest: Manifest, may_push: Callable[[], bool]
 ) -> None:
     """Return when the registry's signature policy admits this pull; DENIED otherwise."""
-    policy = keys.find_policy(repo.registry_id)
-    if policy is None or not policy.require_signature:
+    required, writers_exempt = _in_force(repo.registry_id)
+    if not required:
         return
-    if policy.exempt_writers and may_push():
+    if writers_exempt and may_push():
         return
     ok, status = _admitted(store, repo, manifest)
     if ok:

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from app.access.decisions import StampedMemo
 from app.errors import Invalid
 from app.models import Registry, VulnAllowance, VulnPolicy, db
 from app.models.base import utcnow
@@ -40,6 +41,15 @@ def policy_of(registry_id: int) -> VulnPolicy | None:
 
 def active(policy: VulnPolicy | None) -> bool:
     return policy is not None and (policy.block_at is not None or policy.unknown == "block")
+
+
+# registry id -> whether a policy blocks anything, kept while the policy stamp is unchanged (its
+# triggers watch vuln_policies): every pull and download asks, few registries have one.
+_ACTIVE: StampedMemo[bool] = StampedMemo(4096)
+
+
+def in_force(registry_id: int) -> bool:
+    return _ACTIVE.get(registry_id, lambda: active(policy_of(registry_id)))
 
 
 def allowed_ids(registry_id: int, now: datetime | None = None) -> set[str]:
@@ -89,6 +99,8 @@ def check(registry: Registry | int, findings_of) -> str | None:
     """The refusal message when the policy blocks, else None. `findings_of()` is called only
     when a policy is in force, so a registry without one pays one primary-key lookup."""
     registry_id = registry if isinstance(registry, int) else registry.id
+    if not in_force(registry_id):
+        return None
     policy = policy_of(registry_id)
     if not active(policy):
         return None

@@ -1,0 +1,131 @@
+"""What any Python application served the way Cargohold is served can reach on this machine: the
+floor under every small-request figure of `make bench`.
+
+    python bench/floor.py [--seconds 3] [--reps 3]
+
+Runs gunicorn with Cargohold's own `gunicorn.conf.py` (the same worker class, 2 workers x 8
+threads, keep-alive, preloaded) serving applications that do nothing but answer: a bare WSGI
+callable and a bare Flask view, each returning a fixed 500-byte manifest with the headers a
+manifest GET carries. Then Debian's CNCF Distribution answering a real manifest GET, for the
+same connections (wrk, 1, 8 and 32). If the bare application is below Distribution, no work a
+manifest GET does in Python can close the gap: what is left is the server and the interpreter.
+Prints one JSON line per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BODY = b"{" + b'"x":' + b'"' + b"a" * 491 + b'"}'
+HEADERS = [
+    ("Content-Type", "application/vnd.oci.image.manifest.v1+json"),
+    ("Docker-Content-Digest", "sha256:" + "0" * 64),
+    ("ETag", '"sha256:' + "0" * 64 + '"'),
+    ("Docker-Distribution-API-Version", "registry/2.0"),
+]
+
+APPS = """
+from flask import Flask, Response
+
+BODY = {body!r}
+HEADERS = {headers!r}
+
+
+def wsgi(environ, start_response):
+    start_response("200 OK", HEADERS + [("Content-Length", str(len(BODY)))])
+    return [BODY]
+
+
+flask_app = Flask(__name__)
+
+
+@flask_app.route("/v2/<path:rest>")
+def manifest(rest):
+    return Response(BODY, headers=dict(HEADERS))
+"""
+
+
+# Cargohold's settings, less the hook that opens Cargohold's own application in each worker.
+CONF = f"""
+exec(open({str(ROOT / "gunicorn.conf.py")!r}).read())
+
+
+def post_fork(server, worker):
+    pass
+"""
+
+
+def _gunicorn(folder: Path, target: str, port: int) -> subprocess.Popen:
+    (folder / "gunicorn_floor.py").write_text(CONF)
+    env = {**os.environ, "PYTHONPATH": f"{folder}:{ROOT}", "CARGOHOLD_PORT": str(port)}
+    cmd = [sys.executable, "-m", "gunicorn", "-c", str(folder / "gunicorn_floor.py"), target]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+
+
+def _wait(url: str) -> None:
+    import requests
+
+    for _ in range(200):
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=3)
+    parser.add_argument("--reps", type=int, default=3)
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from bench.load import wrk
+    from bench.oci import MANIFEST_TYPE, push_small_image
+    from bench.peers import start_distribution, stop_all
+    from tests.support.server import free_port
+
+    folder = Path(tempfile.mkdtemp(prefix="cargohold-floor-"))
+    (folder / "floor_apps.py").write_text(APPS.format(body=BODY, headers=HEADERS))
+    urls: dict[str, str] = {}
+    procs = []
+    try:
+        for name, target in (
+            ("bare-wsgi", "floor_apps:wsgi"),
+            ("bare-flask", "floor_apps:flask_app"),
+        ):
+            port = free_port()
+            procs.append(_gunicorn(folder, target, port))
+            urls[name] = f"http://127.0.0.1:{port}/v2/acme/x/manifests/latest"
+            _wait(urls[name])
+        import requests
+
+        dist = start_distribution(folder / "distribution")
+        push_small_image(requests.Session(), dist.url, "acme/x", "latest")
+        urls["distribution"] = f"{dist.url}/v2/acme/x/manifests/latest"
+        accept = {"Accept": MANIFEST_TYPE}
+        for rep in range(args.reps):
+            for connections in (1, 8, 32):
+                for name, url in urls.items():
+                    out = wrk(url, connections, args.seconds, accept)
+                    row = {"rep": rep, "system": name, "connections": connections}
+                    row.update(rps=round(out.rps, 1), p50_ms=round(out.p50_ms, 3), bad=out.bad)
+                    print(json.dumps(row), flush=True)
+                    time.sleep(0.2)
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait()
+        stop_all()
+
+
+if __name__ == "__main__":
+    main()
