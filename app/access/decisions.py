@@ -107,7 +107,11 @@ class StampedMemo(Generic[V]):
     def __init__(self, size: int) -> None:
         self._entries: BoundedCache[Hashable, tuple[int, V]] = BoundedCache(size)
 
-    def get(self, key: Hashable, compute: Callable[[], V]) -> V:
+    def get(
+        self, key: Hashable, compute: Callable[[], V], keep: Callable[[V], bool] | None = None
+    ) -> V:
+        """The value kept under the current stamp, else `compute()`, kept unless `keep` says
+        no (a value that rests on rows this transaction wrote and the stamp does not watch)."""
         stamp = current_stamp()
         if stamp is None:
             return compute()
@@ -116,7 +120,8 @@ class StampedMemo(Generic[V]):
             return hit[1]
         # Computed after the stamp was read: at least as new as the state the stamp names.
         value = compute()
-        self._entries.put(key, (stamp, value))
+        if keep is None or keep(value):
+            self._entries.put(key, (stamp, value))
         return value
 
     def clear(self) -> None:

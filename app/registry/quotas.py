@@ -29,6 +29,7 @@ from flask import current_app
 from sqlalchemy import delete, func, select, update
 
 from app.access import audit
+from app.access.decisions import StampedMemo
 from app.errors import Invalid
 from app.models import (
     Blob,
@@ -100,10 +101,10 @@ def _column(kind: str):
 def ensure_scope(kind: str, owner_id: int) -> QuotaScope:
     """The scope's row, created (with the configured default limit, nothing used) on first
     sight: a scope is opened when its organisation or registry is created."""
-    column = _column(kind)
-    row = db.session.execute(select(QuotaScope).where(column == owner_id)).scalar_one_or_none()
+    row = _existing_scope(kind, owner_id)
     if row is not None:
         return row
+    column = _column(kind)
     insert_ignore(
         QuotaScope,
         [column.key],
@@ -115,16 +116,36 @@ def ensure_scope(kind: str, owner_id: int) -> QuotaScope:
     return db.session.execute(select(QuotaScope).where(column == owner_id)).scalar_one()
 
 
+def _existing_scope(kind: str, owner_id: int) -> QuotaScope | None:
+    column = _column(kind)
+    return db.session.execute(select(QuotaScope).where(column == owner_id)).scalar_one_or_none()
+
+
+# registry id -> its scope ids, kept while the policy stamp is unchanged: scope rows go only
+# with their registry or organisation, whose changes move the stamp. Kept only when both rows
+# existed before this transaction; one it opened could still roll back.
+_SCOPES: StampedMemo[tuple[list[tuple[int, str, int]], bool]] = StampedMemo(4096)
+
+
 def _scope_ids(registry_id: int) -> list[tuple[int, str, int]]:
     """(scope id, kind, owner id): the registry's scope first, then its organisation's, one
     order for every writer so their row locks never cross."""
-    org_id = db.session.execute(
-        select(Registry.organisation_id).where(Registry.id == registry_id)
-    ).scalar_one()
-    return [
-        (ensure_scope(REGISTRY, registry_id).id, REGISTRY, registry_id),
-        (ensure_scope(ORG, org_id).id, ORG, org_id),
-    ]
+
+    def read() -> tuple[list[tuple[int, str, int]], bool]:
+        org_id = db.session.execute(
+            select(Registry.organisation_id).where(Registry.id == registry_id)
+        ).scalar_one()
+        existed = all(
+            _existing_scope(kind, owner) is not None
+            for kind, owner in ((REGISTRY, registry_id), (ORG, org_id))
+        )
+        ids = [
+            (ensure_scope(REGISTRY, registry_id).id, REGISTRY, registry_id),
+            (ensure_scope(ORG, org_id).id, ORG, org_id),
+        ]
+        return ids, existed
+
+    return _SCOPES.get(registry_id, read, keep=lambda found: found[1])[0]
 
 
 def _name(kind: str, owner_id: int) -> str:
