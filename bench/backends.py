@@ -1,5 +1,7 @@
 """Cargohold on its two storage backends: the embedded default (SQLite + filesystem) against
-PostgreSQL + S3 (SeaweedFS), with blob GETs redirected to presigned URLs and streamed through.
+PostgreSQL + S3 (SeaweedFS), with blob GETs redirected to presigned URLs and streamed through,
+and two replicas behind nginx: blobs, images, manifest reads (anonymous and with a bearer
+token), manifest PUTs, tags lists and the catalog, measured as `make bench` measures them.
 
     make bench-backends            # or: .venv/bin/python bench/backends.py [--reps 2]
 
@@ -37,6 +39,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--chunk-mib", type=int, default=16)
     p.add_argument("--layers", type=int, default=20)
     p.add_argument("--layer-mib", type=int, default=2)
+    p.add_argument("--seconds", type=int, default=2, help="duration of each wrk/hey run")
+    p.add_argument("--tags", type=int, default=2_000)
+    p.add_argument("--repos", type=int, default=200)
     p.add_argument("--systems", nargs="*", default=list(SYSTEMS), help="a reduced run")
     return p.parse_args()
 
@@ -54,7 +59,7 @@ def table(doc: dict) -> str:
             if s is None:
                 cells.append(f"failed: {m['errors'].get(name, '?')[:60]}")
                 continue
-            fmt = "{:.0f}" if m["unit"] == "MB/s" else "{:.2f}"
+            fmt = "{:.0f}" if m["unit"] in ("MB/s", "req/s") else "{:.2f}"
             cell = fmt.format(s["median"])
             if s["n"] > 1:
                 cell += f" ({fmt.format(s['min'])}–{fmt.format(s['max'])})"
@@ -115,6 +120,10 @@ def main() -> int:
         oci.blobs(res, systems, args.reps, [(big, digest)], args.chunk_mib * MiB)
         log("images")
         oci.images(res, systems, args.reps, work / "images", args.layers, args.layer_mib * MiB)
+        log("manifests")
+        oci.manifests(res, systems, args.reps, args.seconds)
+        log("tags and catalog")
+        oci.tags_and_catalog(res, systems, max(args.reps, 3), args.tags, args.repos)
     finally:
         monitor.stop()
         peers.stop_all()

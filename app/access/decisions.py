@@ -68,12 +68,16 @@ def _transaction_ended(conn) -> None:
     _forget(conn.info)
 
 
-@event.listens_for(Pool, "checkout")
 @event.listens_for(Pool, "checkin")
-def _pooled(_dbapi_connection, record, *_proxy) -> None:
+def _pooled(_dbapi_connection, record) -> None:
     # A rollback on return to the pool fires no Connection event: the pool's hooks cover it.
     if record is not None:
         _forget(record.info)
+
+
+@event.listens_for(Pool, "checkout")
+def _taken(_dbapi_connection, record, _proxy) -> None:
+    _forget(record.info)
 
 
 # Database URL -> whether every watched table has its triggers, checked once per process.

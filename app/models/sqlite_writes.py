@@ -60,9 +60,14 @@ def _transaction_ended(conn: Connection) -> None:
 
 
 @event.listens_for(Pool, "checkin")
-@event.listens_for(Pool, "reset")
-def _returned(_dbapi_connection, record, *_args) -> None:
+def _returned(_dbapi_connection, record) -> None:
     # A connection returned with its transaction still open is rolled back by the pool, which
     # fires no Connection event.
+    if record is not None:
+        _release(record.info)
+
+
+@event.listens_for(Pool, "reset")
+def _reset(_dbapi_connection, record, _reset_state) -> None:
     if record is not None:
         _release(record.info)
