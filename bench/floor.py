@@ -6,10 +6,10 @@ floor under every small-request figure of `make bench`.
 Runs gunicorn with Cargohold's own `gunicorn.conf.py` (the same worker class, 2 workers x 8
 threads, keep-alive, preloaded) serving applications that do nothing but answer: a bare WSGI
 callable and a bare Flask view, each returning a fixed 500-byte manifest with the headers a
-manifest GET carries. Then Debian's CNCF Distribution answering a real manifest GET, for the
-same connections (wrk, 1, 8 and 32). If the bare application is below Distribution, no work a
-manifest GET does in Python can close the gap: what is left is the server and the interpreter.
-Prints one JSON line per run.
+manifest GET carries; then Cargohold (as `make bench` runs it) and Debian's CNCF Distribution
+answering a real anonymous manifest GET, for the same connections (wrk, 1, 8 and 32). Where a
+bare application is below Distribution, no work a manifest GET does in Python can close the
+gap: what is left is the server and the interpreter. Prints one JSON line per run.
 """
 
 from __future__ import annotations
@@ -88,9 +88,10 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
+    from bench.common import RegistryAuth
     from bench.load import wrk
     from bench.oci import MANIFEST_TYPE, push_small_image
-    from bench.peers import start_distribution, stop_all
+    from bench.peers import start_cargohold, start_distribution, stop_all
     from tests.support.server import free_port
 
     folder = Path(tempfile.mkdtemp(prefix="cargohold-floor-"))
@@ -108,6 +109,11 @@ def main() -> None:
             _wait(urls[name])
         import requests
 
+        cargohold, _ = start_cargohold(folder / "cargohold", [])
+        pusher = requests.Session()
+        pusher.auth = RegistryAuth(cargohold.extra["user"], cargohold.extra["password"])
+        push_small_image(pusher, cargohold.url, "acme/public/x", "latest")
+        urls["cargohold"] = f"{cargohold.url}/v2/acme/public/x/manifests/latest"
         dist = start_distribution(folder / "distribution")
         push_small_image(requests.Session(), dist.url, "acme/x", "latest")
         urls["distribution"] = f"{dist.url}/v2/acme/x/manifests/latest"
