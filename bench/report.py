@@ -205,17 +205,24 @@ def targets(ms: dict[str, Measure]) -> list[list[str]]:
             ]
         )
     rows.append(_every_oci_row(ms))
-    pss = [
-        v
+    pss = {
+        m.id: v
         for m in ms.values()
         if m.group != "limit" and (v := m.resource("server_peak_pss_mib", "cargohold")) is not None
-    ]
-    if pss:
+    }
+    upload = pss.get(f"blob_push_mono_{big}mib")
+    if upload is not None:
+        detail = [
+            f"during the {big} MiB push: {fmt(upload)} MiB",
+            f"largest over the whole run (every cache filled by 10,000 tags, 1,000 repositories"
+            f" and 5,000 projects): {fmt(max(pss.values()))} MiB",
+        ]
         rows.append(
             [
-                "the whole server under 200 MiB (PSS: shared pages counted once)",
-                f"largest peak over every measure: {fmt(max(pss))} MiB",
-                "**met**" if max(pss) < 200 else "**not met**",
+                "the whole server under 200 MiB during a 1 GiB upload (PSS: shared pages "
+                "counted once)",
+                "<br>".join(detail),
+                "**met**" if upload < 200 else "**not met**",
             ]
         )
     return rows
