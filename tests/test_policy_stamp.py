@@ -5,6 +5,8 @@ change could be reused after it. In process, on the backend CARGOHOLD_TEST_BACKE
 
 from __future__ import annotations
 
+import secrets
+
 from sqlalchemy import select, text, update
 
 from app.access import decisions
@@ -55,4 +57,45 @@ def test_a_pooled_connection_never_carries_a_stamp_into_another_transaction(inpr
         with db.engine.begin() as conn:
             conn.execute(text("UPDATE policy_stamp SET stamp = stamp + 11 WHERE id = 1"))
         assert decisions.current_stamp() == _committed_stamp()
+        db.session.remove()
+
+
+def test_a_memo_never_keeps_what_a_pending_change_decided(inprocess_app):
+    """A change not yet flushed moves the stamp before it is read (as a query would flush
+    it), so a value computed with it is kept under the new stamp, which a rollback retires."""
+    memo: decisions.StampedMemo[bool] = decisions.StampedMemo(8)
+    with inprocess_app.app_context():
+        registry = db.session.execute(select(Registry).limit(1)).scalar_one()
+        committed = decisions.current_stamp()
+        was_public = registry.public
+        registry.public = not was_public  # pending, not flushed
+        seen = memo.get(registry.id, lambda: db.session.get(Registry, registry.id).public)
+        assert seen is (not was_public)
+        db.session.rollback()
+        assert decisions.current_stamp() == committed
+        assert memo.get(registry.id, lambda: db.session.get(Registry, registry.id).public) is (
+            was_public
+        )
+        db.session.remove()
+
+
+def test_quota_scopes_opened_by_a_rolled_back_transaction_are_not_kept(inprocess_app):
+    """The first write to a new registry opens its quota scopes; if that transaction rolls
+    back, no process may go on charging the ids it saw."""
+    from app.access import tenancy
+    from app.models import QuotaScope
+    from app.registry import quotas
+
+    with inprocess_app.app_context():
+        reg = tenancy.create_registry("acme", f"scopes{secrets.token_hex(3)}")
+        db.session.commit()
+        first = quotas._scope_ids(reg.id)
+        again = quotas._scope_ids(reg.id)  # the rows exist now, in this transaction only
+        assert first == again
+        db.session.rollback()
+        for _ in range(2):  # a miss, then whatever was kept
+            ids = quotas._scope_ids(reg.id)
+            found = {row.id for row in db.session.execute(select(QuotaScope)).scalars()}
+            assert {scope_id for scope_id, _kind, _owner in ids} <= found
+            db.session.commit()
         db.session.remove()

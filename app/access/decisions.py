@@ -43,7 +43,11 @@ def current_stamp() -> int | None:
     database not yet upgraded) or without its triggers, when nothing may be reused."""
     if not _triggers_present():
         return None
-    conn = db.session.connection()
+    session = db.session()
+    if session.autoflush and (session.new or session.dirty or session.deleted):
+        # As a query through the session would: a pending change fires its trigger first.
+        session.flush()
+    conn = session.connection()
     stamp = conn.info.get(_KEPT, _UNREAD)
     if stamp is _UNREAD:
         # On the connection, past the ORM: a column of one row needs no entity loading.
@@ -124,7 +128,9 @@ class StampedMemo(Generic[V]):
             return hit[1]
         # Computed after the stamp was read: at least as new as the state the stamp names.
         value = compute()
-        if keep is None or keep(value):
+        # Kept only if computing it wrote nothing a trigger watches (the stamp would have
+        # moved): a value resting on this transaction's own writes could roll back with it.
+        if current_stamp() == stamp and (keep is None or keep(value)):
             self._entries.put(key, (stamp, value))
         return value
 

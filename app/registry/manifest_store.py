@@ -37,14 +37,13 @@ _BY_DIGEST = (
 
 def locate(name: RepoName, reference: str) -> tuple[Repository, Manifest]:
     """The repository and its manifest by tag or digest: NAME_UNKNOWN, MANIFEST_UNKNOWN."""
-    if digests.is_digest(reference):
-        blobs.check_digest(reference)
-        query = _BY_DIGEST
-    else:
-        query = _BY_TAG
+    by_digest = digests.is_digest(reference)
+    query = _BY_DIGEST if by_digest else _BY_TAG
     row = db.session.execute(query, {"name": name.full, "reference": reference}).one_or_none()
     if row is None:
         raise RegistryError("NAME_UNKNOWN", f"repository {name.full!r} is not known")
+    if by_digest:
+        blobs.check_digest(reference)  # after the repository, as the two reads were before
     repo, manifest = row
     if manifest is None:
         raise RegistryError("MANIFEST_UNKNOWN", f"manifest {reference!r} is not known")

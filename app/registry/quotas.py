@@ -26,7 +26,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, event, func, select, update
+from sqlalchemy.orm import Session
 
 from app.access import audit
 from app.access.decisions import StampedMemo
@@ -105,6 +106,7 @@ def ensure_scope(kind: str, owner_id: int) -> QuotaScope:
     if row is not None:
         return row
     column = _column(kind)
+    db.session.info[SCOPES_OPENED] = True
     insert_ignore(
         QuotaScope,
         [column.key],
@@ -122,30 +124,32 @@ def _existing_scope(kind: str, owner_id: int) -> QuotaScope | None:
 
 
 # registry id -> its scope ids, kept while the policy stamp is unchanged: scope rows go only
-# with their registry or organisation, whose changes move the stamp. Kept only when both rows
-# existed before this transaction; one it opened could still roll back.
-_SCOPES: StampedMemo[tuple[list[tuple[int, str, int]], bool]] = StampedMemo(4096)
+# with their registry or organisation, whose changes move the stamp. Never kept from a
+# transaction that opened a scope (its rows, and their ids, could still roll back).
+_SCOPES: StampedMemo[list[tuple[int, str, int]]] = StampedMemo(4096)
+SCOPES_OPENED = "cargohold.quota_scopes_opened"
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _transaction_ended(session: Session) -> None:
+    session.info.pop(SCOPES_OPENED, None)
 
 
 def _scope_ids(registry_id: int) -> list[tuple[int, str, int]]:
     """(scope id, kind, owner id): the registry's scope first, then its organisation's, one
     order for every writer so their row locks never cross."""
 
-    def read() -> tuple[list[tuple[int, str, int]], bool]:
+    def read() -> list[tuple[int, str, int]]:
         org_id = db.session.execute(
             select(Registry.organisation_id).where(Registry.id == registry_id)
         ).scalar_one()
-        existed = all(
-            _existing_scope(kind, owner) is not None
-            for kind, owner in ((REGISTRY, registry_id), (ORG, org_id))
-        )
-        ids = [
+        return [
             (ensure_scope(REGISTRY, registry_id).id, REGISTRY, registry_id),
             (ensure_scope(ORG, org_id).id, ORG, org_id),
         ]
-        return ids, existed
 
-    return _SCOPES.get(registry_id, read, keep=lambda found: found[1])[0]
+    return _SCOPES.get(registry_id, read, keep=lambda _: SCOPES_OPENED not in db.session.info)
 
 
 def _name(kind: str, owner_id: int) -> str:

@@ -8,6 +8,10 @@ A manifest GET reads three per-registry settings besides the access policy: whet
 signature, whether a vulnerability policy blocks, and whether pulls are audited. Watching their
 tables (and the registries' `audit_pulls` column) with the same triggers lets every replica keep
 them per process until they change, as it keeps authorization decisions.
+
+On SQLite a later migration that rebuilds one of the watched tables (`batch_alter_table` copies
+it) drops its triggers and must create them again: 0013's `create_triggers()` for its tables,
+then `_watch` here for these (the registries trigger with `REGISTRY_COLUMNS`).
 """
 
 from alembic import op
