@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -63,23 +62,18 @@ def post_fork(server, worker):
 """
 
 
-def _gunicorn(folder: Path, target: str, port: int) -> subprocess.Popen:
+def _gunicorn(folder: Path, name: str, target: str, port: int) -> str:
+    """Start one bare application (stopped by `stop_all`) and return its manifest URL."""
+    from bench.peers import spawn, wait_http
+
     (folder / "gunicorn_floor.py").write_text(CONF)
     env = {**os.environ, "PYTHONPATH": f"{folder}:{ROOT}", "CARGOHOLD_PORT": str(port)}
     cmd = [sys.executable, "-m", "gunicorn", "-c", str(folder / "gunicorn_floor.py"), target]
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-
-
-def _wait(url: str) -> None:
-    import requests
-
-    for _ in range(200):
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer")
+    log = folder / f"{name}.log"
+    proc = spawn(cmd, log, cwd=ROOT, env=env)
+    url = f"http://127.0.0.1:{port}/v2/acme/x/manifests/latest"
+    wait_http(url, proc, log)
+    return url
 
 
 def main() -> None:
@@ -97,16 +91,12 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="cargohold-floor-"))
     (folder / "floor_apps.py").write_text(APPS.format(body=BODY, headers=HEADERS))
     urls: dict[str, str] = {}
-    procs = []
     try:
         for name, target in (
             ("bare-wsgi", "floor_apps:wsgi"),
             ("bare-flask", "floor_apps:flask_app"),
         ):
-            port = free_port()
-            procs.append(_gunicorn(folder, target, port))
-            urls[name] = f"http://127.0.0.1:{port}/v2/acme/x/manifests/latest"
-            _wait(urls[name])
+            urls[name] = _gunicorn(folder, name, target, free_port())
         import requests
 
         cargohold, _ = start_cargohold(folder / "cargohold", [])
@@ -127,9 +117,6 @@ def main() -> None:
                     print(json.dumps(row), flush=True)
                     time.sleep(0.2)
     finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait()
         stop_all()
 
 

@@ -134,7 +134,9 @@ def _version(args: list[str]) -> str:
 # ---- nginx ----------------------------------------------------------------------------------
 
 
-def start_nginx(workdir: Path, root: Path) -> Service:
+def _run_nginx(workdir: Path, connections: int, http: str, probe: str) -> Service:
+    """nginx in the foreground on a free port, everything it writes under `workdir`; `http`
+    is the body of its `http` block, with `{port}` where it listens."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     temp = workdir / "temp"
@@ -146,59 +148,45 @@ def start_nginx(workdir: Path, root: Path) -> Service:
 worker_processes 1;
 pid {workdir}/nginx.pid;
 error_log {workdir}/error.log warn;
-events {{ worker_connections 256; }}
+events {{ worker_connections {connections}; }}
 http {{
     access_log off;
-    sendfile on;
     client_body_temp_path {temp}/body;
     proxy_temp_path {temp}/proxy;
     fastcgi_temp_path {temp}/fastcgi;
     uwsgi_temp_path {temp}/uwsgi;
     scgi_temp_path {temp}/scgi;
-    types {{ }}
-    default_type application/octet-stream;
-    server {{
-        listen 127.0.0.1:{port};
-        root {root};
-    }}
-}}
+{http.replace("{port}", str(port))}}}
 """
     )
     log = workdir / "nginx.log"
     proc = spawn(["nginx", "-e", str(workdir / "error.log"), "-c", str(conf)], log)
     url = f"http://127.0.0.1:{port}"
-    wait_http(url + "/", proc, log)
+    wait_http(url + probe, proc, log)
     return Service("nginx", url, proc, workdir, _version(["nginx", "-v"]))
+
+
+def start_nginx(workdir: Path, root: Path) -> Service:
+    http = f"""    sendfile on;
+    types {{ }}
+    default_type application/octet-stream;
+    server {{
+        listen 127.0.0.1:{{port}};
+        root {root};
+    }}
+"""
+    return _run_nginx(workdir, 256, http, "/")
 
 
 def start_nginx_proxy(workdir: Path, upstreams: list[str]) -> Service:
     """nginx as a small load balancer in front of Cargohold replicas: round robin, kept-alive
     upstream connections, bodies streamed both ways (no request or response buffering)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    temp = workdir / "temp"
-    temp.mkdir(exist_ok=True)
     servers = "".join(f"        server {u.removeprefix('http://')};\n" for u in upstreams)
-    conf = workdir / "nginx.conf"
-    conf.write_text(
-        f"""daemon off;
-{"user root;" if os.geteuid() == 0 else ""}
-worker_processes 1;
-pid {workdir}/nginx.pid;
-error_log {workdir}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {temp}/body;
-    proxy_temp_path {temp}/proxy;
-    fastcgi_temp_path {temp}/fastcgi;
-    uwsgi_temp_path {temp}/uwsgi;
-    scgi_temp_path {temp}/scgi;
-    upstream cargohold {{
+    http = f"""    upstream cargohold {{
 {servers}        keepalive 32;
     }}
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{{port}};
         client_max_body_size 0;
         proxy_request_buffering off;
         proxy_buffering off;
@@ -214,32 +202,18 @@ http {{
             proxy_set_header X-Forwarded-Host $http_host;
         }}
     }}
-}}
 """
-    )
-    log = workdir / "nginx.log"
-    proc = spawn(["nginx", "-e", str(workdir / "error.log"), "-c", str(conf)], log)
-    url = f"http://127.0.0.1:{port}"
-    wait_http(url + "/v2/", proc, log)
-    return Service("nginx", url, proc, workdir, _version(["nginx", "-v"]))
+    return _run_nginx(workdir, 1024, http, "/v2/")
 
 
 def start_cargohold_replicas(workdir: Path, env: dict[str, str], count: int = 2) -> Service:
     """`count` Cargohold servers on one database and one bucket behind nginx: the returned
     service is the proxy, measured together with the replicas (`Service.behind`)."""
-    from tests.support.server import Server, free_port
-
     env = {**env, "CARGOHOLD_TRUSTED_PROXIES": "1"}
     first, server = start_cargohold(workdir / "replica0", [], extra_env=env)
     replicas = [first]
     for i in range(1, count):
-        other = Server(
-            data_dir=server.data_dir,
-            port=free_port(),
-            admin_password=server.admin_password,
-            env=server.env,
-            users=server.users,
-        )
+        other = server.replica()
         other.start()
         _started.append(other.proc)  # type: ignore[arg-type]
         replicas.append(Service(f"cargohold-{i}", other.url, other.proc, workdir, first.version))

@@ -7,19 +7,16 @@ from __future__ import annotations
 import pytest
 import requests
 
+from tests.support.server import no_traceback_logged
+
 PYPI = "/api/v1/acme/main/python"
 
 
 @pytest.fixture(autouse=True)
 def quiet_log(server):
     """Fails the test when the server logged a traceback while it ran."""
-    assert server.log_path is not None
-    start = server.log_path.stat().st_size
-    yield
-    with open(server.log_path, "rb") as log:
-        log.seek(start)
-        added = log.read().decode(errors="replace")
-    assert "Traceback" not in added, added[-3000:]
+    with no_traceback_logged(server):
+        yield
 
 
 def send(server, method: str, path: str, user: str | None = None, **kw) -> requests.Response:

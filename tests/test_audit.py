@@ -15,27 +15,16 @@ from tests.console.conftest import Console
 from tests.pypi.dists import make_wheel, unique, upload
 from tests.support.client import OCIClient
 from tests.support.oidc_issuer import Issuer
-from tests.support.server import BIN, ROOT, make_server
-from tests.support.services import Backend
+from tests.support.server import BIN, ROOT, running_server
 
 API = "/api/v1"
 
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    backend = Backend()
-    env = {
-        **backend.env(),
-        "CARGOHOLD_OIDC_ISSUERS": "http://127.0.0.1:*",
-        "CARGOHOLD_GC_GRACE_SECONDS": "0",
-    }
-    server = make_server(tmp_path_factory.mktemp("audit"), extra_env=env)
-    server.start()
-    try:
+    env = {"CARGOHOLD_OIDC_ISSUERS": "http://127.0.0.1:*", "CARGOHOLD_GC_GRACE_SECONDS": "0"}
+    with running_server(tmp_path_factory.mktemp("audit"), env) as server:
         yield server
-    finally:
-        server.stop()
-        backend.cleanup()
 
 
 def auth(srv, user: str) -> tuple[str, str]:

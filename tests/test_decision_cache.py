@@ -13,20 +13,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tests.support.client import OCIClient
-from tests.support.server import Server, free_port
+from tests.support.server import Server
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
 @pytest.fixture(scope="module")
 def replica(server) -> Server:
-    other = Server(
-        data_dir=server.data_dir,
-        port=free_port(),
-        admin_password=server.admin_password,
-        env=server.env,
-        users=server.users,
-    )
+    other = server.replica()
     other.start()
     yield other
     other.stop()

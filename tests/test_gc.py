@@ -19,23 +19,16 @@ import requests
 
 from tests.pypi.dists import form_for, make_sdist, make_wheel, upload
 from tests.support.client import OCIClient, digest_of
-from tests.support.server import BIN, ROOT, Server, make_server
-from tests.support.services import Backend, load
+from tests.support.server import BIN, ROOT, Server, running_server
+from tests.support.services import load
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
 @pytest.fixture
 def gc_server(tmp_path):
-    backend = Backend()
-    env = {**backend.env(), "CARGOHOLD_GC_GRACE_SECONDS": "0"}
-    srv = make_server(tmp_path / "data", extra_env=env)
-    srv.start()
-    try:
+    with running_server(tmp_path / "data", {"CARGOHOLD_GC_GRACE_SECONDS": "0"}) as srv:
         yield srv
-    finally:
-        srv.stop()
-        backend.cleanup()
 
 
 def stored(srv: Server) -> dict[str, int]:
@@ -253,10 +246,7 @@ def test_deleting_everything_returns_storage_to_baseline(gc_server, tmp_path):
 
 
 def test_grace_period_keeps_content(tmp_path):
-    backend = Backend()
-    srv = make_server(tmp_path / "data", extra_env=backend.env())
-    srv.start()
-    try:
+    with running_server(tmp_path / "data") as srv:
         c = client(srv)
         digest = push(c, "acme/main/gc/kept", "v1", [b"kept layer"])
         delete_manifest(c, "acme/main/gc/kept", digest)
@@ -266,9 +256,6 @@ def test_grace_period_keeps_content(tmp_path):
         status = json.loads(srv.flask("gc", "status"))
         assert status["candidates_pending"] >= 3 and status["candidates_due"] == 0
         assert status["grace_seconds"] == 24 * 3600
-    finally:
-        srv.stop()
-        backend.cleanup()
 
 
 # ---- pushes racing the sweeper ---------------------------------------------------------------

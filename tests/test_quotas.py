@@ -16,7 +16,7 @@ from tests.clients.layout import write_oci_layout
 from tests.conftest import require_tool
 from tests.pypi.dists import make_wheel, upload
 from tests.support.client import OCIClient, digest_of
-from tests.support.server import make_server
+from tests.support.server import make_server, running_server
 from tests.support.services import Backend
 
 # The limits new organisations and registries get.
@@ -27,21 +27,14 @@ CONFIG = json.dumps({"architecture": "amd64", "os": "linux"}).encode()
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    backend = Backend()
     # No grace period: `flask gc run` collects at once what nothing references.
     env = {
-        **backend.env(),
         "CARGOHOLD_GC_GRACE_SECONDS": "0",
         "CARGOHOLD_DEFAULT_ORG_QUOTA_BYTES": str(DEFAULT_ORG),
         "CARGOHOLD_DEFAULT_REGISTRY_QUOTA_BYTES": str(DEFAULT_REGISTRY),
     }
-    server = make_server(tmp_path_factory.mktemp("quotas"), extra_env=env)
-    server.start(workers=4)
-    try:
+    with running_server(tmp_path_factory.mktemp("quotas"), env, workers=4) as server:
         yield server
-    finally:
-        server.stop()
-        backend.cleanup()
 
 
 def admin(srv) -> tuple[str, str]:

@@ -14,8 +14,7 @@ import requests
 from tests.console.conftest import Console
 from tests.pypi.dists import make_wheel, upload
 from tests.support.client import OCIClient, digest_of
-from tests.support.server import BIN, ROOT, Server, make_server
-from tests.support.services import Backend
+from tests.support.server import BIN, ROOT, Server, running_server
 from tests.test_gc import INDEX, MANIFEST, exists, push_index, push_referrer, stored
 
 API = "/api/v1/orgs/acme/registries/{registry}"
@@ -23,15 +22,9 @@ API = "/api/v1/orgs/acme/registries/{registry}"
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    backend = Backend()
-    env = {**backend.env(), "CARGOHOLD_GC_GRACE_SECONDS": "0"}
-    server = make_server(tmp_path_factory.mktemp("retention"), extra_env=env)
-    server.start()
-    try:
+    env = {"CARGOHOLD_GC_GRACE_SECONDS": "0"}
+    with running_server(tmp_path_factory.mktemp("retention"), env) as server:
         yield server
-    finally:
-        server.stop()
-        backend.cleanup()
 
 
 @pytest.fixture

@@ -16,8 +16,7 @@ from app.registry.vulnerabilities.versions import affects
 from tests.pypi import dists
 from tests.pypi.conftest import BIN, clean_env, make_venv, run
 from tests.support.client import OCIClient
-from tests.support.server import make_server
-from tests.support.services import Backend
+from tests.support.server import running_server
 from tests.support.vulndata import (
     CRITICAL_V3,
     CYCLONEDX_TYPE,
@@ -325,10 +324,7 @@ API = "/api/v1/orgs/acme/registries/" + REG
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    backend = Backend()
-    server = make_server(tmp_path_factory.mktemp("vulns"), extra_env=backend.env())
-    server.start()
-    try:
+    with running_server(tmp_path_factory.mktemp("vulns")) as server:
         r = requests.post(
             f"{server.url}/api/v1/orgs/acme/registries",
             json={"name": REG},
@@ -337,9 +333,6 @@ def srv(tmp_path_factory):
         )
         assert r.status_code == 201, r.text
         yield server
-    finally:
-        server.stop()
-        backend.cleanup()
 
 
 def admin(srv):

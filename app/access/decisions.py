@@ -21,10 +21,10 @@ from typing import Generic, TypeVar
 
 from sqlalchemy import event, select, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.pool import Pool
 
 from app.caching import BoundedCache
 from app.models import PolicyStamp, db
+from app.models.connection_scope import is_read, on_transaction_end
 from app.models.policy_stamp import WATCHED_TABLES
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ def current_stamp() -> int | None:
     return stamp  # type: ignore[return-value]
 
 
+@on_transaction_end
 def _forget(info: dict) -> None:
     info.pop(_KEPT, None)
 
@@ -62,26 +63,8 @@ def _forget(info: dict) -> None:
 @event.listens_for(Engine, "after_cursor_execute")
 def _after_statement(conn, _cursor, statement: str, *_args) -> None:
     # Anything but a read may have fired a trigger; the stamp statement itself is a read.
-    if statement.lstrip()[:6].upper() != "SELECT":
+    if not is_read(statement):
         _forget(conn.info)
-
-
-@event.listens_for(Engine, "commit")
-@event.listens_for(Engine, "rollback")
-def _transaction_ended(conn) -> None:
-    _forget(conn.info)
-
-
-@event.listens_for(Pool, "checkin")
-def _pooled(_dbapi_connection, record) -> None:
-    # A rollback on return to the pool fires no Connection event: the pool's hooks cover it.
-    if record is not None:
-        _forget(record.info)
-
-
-@event.listens_for(Pool, "checkout")
-def _taken(_dbapi_connection, record, _proxy) -> None:
-    _forget(record.info)
 
 
 # Database URL -> whether every watched table has its triggers, checked once per process.

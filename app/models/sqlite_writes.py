@@ -18,7 +18,8 @@ import threading
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import Pool
+
+from app.models.connection_scope import is_read, on_transaction_end
 
 _HELD = "cargohold.sqlite_write_lock"
 WAIT_SECONDS = 30.0  # as long as SQLite's own busy timeout
@@ -38,36 +39,15 @@ def _lock_for(conn: Connection) -> threading.Lock:
 
 @event.listens_for(Engine, "before_cursor_execute")
 def _before_statement(conn: Connection, _cursor, statement: str, *_args) -> None:
-    if conn.dialect.name != "sqlite" or _HELD in conn.info:
-        return
-    if statement.lstrip()[:6].upper() in ("SELECT", "PRAGMA"):
+    if conn.dialect.name != "sqlite" or _HELD in conn.info or is_read(statement):
         return
     lock = _lock_for(conn)
     if lock.acquire(timeout=WAIT_SECONDS):
         conn.info[_HELD] = lock
 
 
+@on_transaction_end
 def _release(info: dict) -> None:
     lock = info.pop(_HELD, None)
     if lock is not None:
         lock.release()
-
-
-@event.listens_for(Engine, "commit")
-@event.listens_for(Engine, "rollback")
-def _transaction_ended(conn: Connection) -> None:
-    _release(conn.info)
-
-
-@event.listens_for(Pool, "checkin")
-def _returned(_dbapi_connection, record) -> None:
-    # A connection returned with its transaction still open is rolled back by the pool, which
-    # fires no Connection event.
-    if record is not None:
-        _release(record.info)
-
-
-@event.listens_for(Pool, "reset")
-def _reset(_dbapi_connection, record, _reset_state) -> None:
-    if record is not None:
-        _release(record.info)

@@ -38,16 +38,6 @@ def _tags(manifest: Manifest) -> tuple[str, ...]:
     )
 
 
-def _referrers(repo: Repository, digest: str) -> list[Manifest]:
-    return list(
-        db.session.execute(
-            select(Manifest)
-            .where(Manifest.repository_id == repo.id, Manifest.subject_digest == digest)
-            .order_by(Manifest.id)
-        ).scalars()
-    )
-
-
 def _children(repo: Repository, index: Manifest) -> list[Manifest]:
     if index.media_type not in manifests.INDEX_TYPES:
         return []
@@ -90,7 +80,7 @@ def plan(repo: Repository, digest: str) -> list[Removal]:
     queue = [root]
     while queue:
         current = queue.pop(0)
-        for referrer in _referrers(repo, current.digest):
+        for referrer in manifest_store.referrer_manifests(repo, current.digest):
             if referrer.id not in doomed:
                 doomed[referrer.id] = (referrer, f"referrer of {current.digest}")
                 queue.append(referrer)

@@ -311,14 +311,24 @@ def tag_names(repo: Repository, last: str | None, limit: int | None) -> list[str
     return list(db.session.execute(query).scalars())
 
 
-def referrers(repo: Repository, subject: str, artifact_type: str | None) -> list[dict]:
+def referrer_manifests(
+    repo: Repository,
+    subject: str,
+    artifact_types: Iterable[str] | None = None,
+    limit: int | None = None,
+) -> list[Manifest]:
+    """The repository's manifests whose subject is `subject`, oldest first."""
     query = select(Manifest).where(
         Manifest.repository_id == repo.id, Manifest.subject_digest == subject
     )
-    if artifact_type:
-        query = query.where(Manifest.artifact_type == artifact_type)
+    if artifact_types is not None:
+        query = query.where(Manifest.artifact_type.in_(list(artifact_types)))
+    return list(db.session.execute(query.order_by(Manifest.id).limit(limit)).scalars())
+
+
+def referrers(repo: Repository, subject: str, artifact_type: str | None) -> list[dict]:
     out = []
-    for m in db.session.execute(query.order_by(Manifest.id)).scalars():
+    for m in referrer_manifests(repo, subject, [artifact_type] if artifact_type else None):
         desc = manifests.Descriptor(
             media_type=m.media_type,
             digest=m.digest,

@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import requests
@@ -57,6 +57,10 @@ class Server:
     @property
     def url(self) -> str:
         return f"http://{self.host}"
+
+    def replica(self) -> Server:
+        """Another server, not started, on this one's database and store, as replicas run."""
+        return replace(self, port=free_port(), proc=None, log_path=None)
 
     def flask(self, *args: str) -> str:
         out = subprocess.run(

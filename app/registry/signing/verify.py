@@ -12,6 +12,7 @@ from sqlalchemy import select
 from app.models import Manifest, Repository, SignatureCheck, Tag, db
 from app.models.base import utcnow
 from app.models.upsert import upsert
+from app.registry import manifest_store
 from app.registry.manifests import IMAGE_TYPES
 from app.registry.signing import bundle, cosign, keys, notary
 from app.registry.signing.reading import MAX_SIGNATURES, Unreadable, layers, manifest_doc
@@ -64,16 +65,9 @@ def _candidates(repo: Repository, manifest: Manifest) -> list[tuple[str, Manifes
         ).scalar_one_or_none()
         if sig is not None:
             found.append(("cosign", sig))
-    referrers = db.session.execute(
-        select(Manifest)
-        .where(
-            Manifest.repository_id == repo.id,
-            Manifest.subject_digest == manifest.digest,
-            Manifest.artifact_type.in_(SIGNATURE_ARTIFACT_TYPES),
-        )
-        .order_by(Manifest.id)
-        .limit(MAX_SIGNATURES)
-    ).scalars()
+    referrers = manifest_store.referrer_manifests(
+        repo, manifest.digest, SIGNATURE_ARTIFACT_TYPES, MAX_SIGNATURES
+    )
     for m in referrers:
         found.append(("notation" if m.artifact_type == notary.ARTIFACT_TYPE else "bundle", m))
     return found

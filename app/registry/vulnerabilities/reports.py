@@ -21,6 +21,7 @@ from app.models import (
     VulnReport,
     db,
 )
+from app.registry import manifest_store
 from app.registry.manifests import INDEX_TYPES
 from app.registry.python.names import normalize
 from app.registry.vulnerabilities import sbom
@@ -32,6 +33,7 @@ from app.storage import BlobStore
 PYTHON_ARTIFACT = "application/vnd.python.artifact"
 MAX_SBOM = 64 * 1024 * 1024
 MAX_MANIFEST = 4 * 1024 * 1024
+MAX_REFERRERS = 200  # referrers read per subject when looking for SBOMs
 MAX_SBOMS = 20  # SBOM referrers read per manifest
 MAX_CHILDREN = 64  # an index's children reported on
 SEVERITIES = ((9.0, "critical"), (7.0, "high"), (4.0, "medium"), (0.1, "low"), (0.0, "none"))
@@ -139,14 +141,7 @@ def _sbom_layers(store: BlobStore, referrer: Manifest) -> list[str]:
 
 
 def _referrers(repo: Repository, digest: str) -> list[Manifest]:
-    return list(
-        db.session.execute(
-            select(Manifest)
-            .where(Manifest.repository_id == repo.id, Manifest.subject_digest == digest)
-            .order_by(Manifest.id)
-            .limit(200)
-        ).scalars()
-    )
+    return manifest_store.referrer_manifests(repo, digest, limit=MAX_REFERRERS)
 
 
 def _children(store: BlobStore, repo: Repository, manifest: Manifest) -> list[Manifest]:
