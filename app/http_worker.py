@@ -14,12 +14,21 @@ Why not gevent: SQLite, the embedded default, blocks the whole event loop inside
 and a greenlet waiting on SQLite's busy timeout while another greenlet of the same worker holds
 the write lock would wait the full timeout. Why not a proxy in front: one more process to run
 in every deployment, test and container, and every blob byte copied once more.
+
+The workers also share out connections evenly. They all wait on one listening socket, and the
+kernel wakes them all for a new connection; whichever runs first takes it, so a burst of
+connections (eight from one client, a CI fleet starting) can land on one worker while the
+others idle, and one worker's GIL then serves them all at a third of the rate. Each worker
+counts its open connections into one counter the master shares with them at fork, and a worker
+holding more than its share stops accepting until the others have caught up.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import multiprocessing
+import os
 import re
 import selectors
 import time
@@ -48,6 +57,28 @@ _TOO_LARGE = (
 )
 
 
+class _OpenConnections:
+    """Connections open in all the workers of one server: shared memory made in the master
+    (which imports this module to load the worker class) and inherited by each forked worker."""
+
+    def __init__(self) -> None:
+        self.total = multiprocessing.Value("q", 0)
+        self.master = os.getpid()
+
+    def shared(self) -> bool:
+        # A process that made its own counter (not forked from the master) has no one to share with.
+        return os.getpid() != self.master
+
+    def add(self, delta: int) -> None:
+        with self.total.get_lock():
+            self.total.value += delta
+
+
+_OPEN = _OpenConnections()
+# How often a worker over its share looks again, whatever else it is waiting for.
+_SHARE_RECHECK = 0.05
+
+
 class HeaderFirstWorker(ThreadWorker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -55,6 +86,47 @@ class HeaderFirstWorker(ThreadWorker):
         self.header_timeout = settings.header_timeout
         self.body_timeout = settings.body_timeout
         self.reading_heads: deque[TConn] = deque()  # ordered by deadline
+
+    # ---- sharing connections out between the workers ----------------------------------------
+
+    @property
+    def nr_conns(self) -> int:
+        return self.__dict__.get("_nr_conns", 0)
+
+    @nr_conns.setter
+    def nr_conns(self, value: int) -> None:
+        # gunicorn counts every open and close through this attribute, wherever it happens.
+        if _OPEN.shared():
+            _OPEN.add(value - self.nr_conns)
+        self.__dict__["_nr_conns"] = value
+
+    def _within_share(self) -> bool:
+        """At most the average of the workers' open connections. The worker with the fewest is
+        always within it, so some worker always accepts; a count left by a worker that was
+        killed only raises the average, which lets every worker accept more."""
+        workers = self.cfg.workers
+        if workers < 2 or not _OPEN.shared():
+            return True
+        return self.nr_conns * workers <= _OPEN.total.value
+
+    def set_accept_enabled(self, enabled: bool) -> None:
+        super().set_accept_enabled(enabled and self._within_share())
+
+    def wait_for_and_dispatch_events(self, timeout: float) -> None:
+        # gunicorn's loop revisits accepting only when its own reason (too many connections)
+        # changes; the share changes with the other workers, so it is looked at on every turn.
+        if self.alive:
+            self.set_accept_enabled(self.nr_conns < self.worker_connections)
+        if self.alive and not self._accepting:
+            timeout = min(timeout, _SHARE_RECHECK)
+        super().wait_for_and_dispatch_events(timeout)
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            # Connections still open when the worker stops leave the count with it.
+            self.nr_conns = 0
 
     # ---- the event loop: connections whose headers have not all arrived -----------------------
 
