@@ -18,9 +18,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import event, select, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from app.caching import BoundedCache
 from app.models import PolicyStamp, db
@@ -41,13 +42,13 @@ _UNREAD = object()
 def current_stamp() -> int | None:
     """The committed (or this transaction's own) policy stamp; None without the row (a
     database not yet upgraded) or without its triggers, when nothing may be reused."""
-    if not _triggers_present():
-        return None
     session = db.session()
     if session.autoflush and (session.new or session.dirty or session.deleted):
         # As a query through the session would: a pending change fires its trigger first.
         session.flush()
     conn = session.connection()
+    if not _triggers_present(conn):
+        return None
     stamp = conn.info.get(_KEPT, _UNREAD)
     if stamp is _UNREAD:
         # On the connection, past the ORM: a column of one row needs no entity loading.
@@ -67,8 +68,8 @@ def _after_statement(conn, _cursor, statement: str, *_args) -> None:
         _forget(conn.info)
 
 
-# Database URL -> whether every watched table has its triggers, checked once per process.
-_TRIGGERS: dict[str, bool] = {}
+# Engine -> whether every watched table has its triggers, checked once per process and engine.
+_TRIGGERS: WeakKeyDictionary[Engine, bool] = WeakKeyDictionary()
 _SQLITE_TRIGGERS = text(
     "SELECT tbl_name FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%\\_stamp\\_%' "
     "ESCAPE '\\' GROUP BY tbl_name HAVING count(*) = 3"
@@ -79,19 +80,18 @@ _POSTGRES_TRIGGERS = text(
 )
 
 
-def _triggers_present() -> bool:
+def _triggers_present(conn: Connection) -> bool:
     """A migration that rebuilds a watched table on SQLite (batch mode copies it) drops its
     triggers; without them a stamp would never change, so no decision is kept at all."""
-    bind = db.session.get_bind()
-    key = str(bind.url)
-    if key not in _TRIGGERS:
-        query = _POSTGRES_TRIGGERS if bind.dialect.name == "postgresql" else _SQLITE_TRIGGERS
-        found = set(db.session.execute(query).scalars())
+    present = _TRIGGERS.get(conn.engine)
+    if present is None:
+        query = _POSTGRES_TRIGGERS if conn.dialect.name == "postgresql" else _SQLITE_TRIGGERS
+        found = set(conn.execute(query).scalars())
         missing = sorted(set(WATCHED_TABLES) - found)
         if missing:
             log.warning("policy stamp triggers missing on %s: decisions are not kept", missing)
-        _TRIGGERS[key] = not missing
-    return _TRIGGERS[key]
+        present = _TRIGGERS[conn.engine] = not missing
+    return present
 
 
 class StampedMemo(Generic[V]):

@@ -13,8 +13,8 @@ from __future__ import annotations
 import secrets
 import time
 
-from flask import Flask, current_app, g, request, session
-from flask.sessions import SecureCookieSessionInterface
+from flask import Flask, Request, current_app, g, request, session
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 from app.access import Principal, accounts
 from app.access.policy import ANONYMOUS, principal_for
@@ -25,6 +25,13 @@ COOKIE = "cargohold_session"
 
 
 class ConsoleSessionInterface(SecureCookieSessionInterface):
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if "HTTP_COOKIE" not in request.environ and app.secret_key:
+            # Registry clients send no cookies: an empty session needs no signing serializer,
+            # which costs more to build than everything else Flask does for the session.
+            return self.session_class()
+        return super().open_session(app, request)
+
     def get_cookie_secure(self, app: Flask) -> bool:
         settings = app.extensions["cargohold.settings"]
         return request.is_secure or settings.public_url.startswith("https://")

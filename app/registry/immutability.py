@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from app.access import audit
 from app.errors import Invalid, NotFound
-from app.models import Registry, Repository, Tag, TagRule, db
+from app.models import Registry, Repository, TagRule, db
 from app.registry.errors import RegistryError
 
 # Tag characters plus the glob's * and ?; no brackets, so a pattern reads as it matches.
@@ -36,11 +36,9 @@ def _refuse(tag: str, pattern: str, what: str) -> RegistryError:
     )
 
 
-def guard_move(repo: Repository, tag: str, manifest_id: int) -> None:
-    """Refuse pointing an existing protected tag at another manifest."""
-    current = db.session.execute(
-        select(Tag.manifest_id).where(Tag.repository_id == repo.id, Tag.name == tag)
-    ).scalar_one_or_none()
+def guard_move(repo: Repository, tag: str, manifest_id: int, current: int | None) -> None:
+    """Refuse pointing an existing protected tag (now at manifest `current`, None for a new tag)
+    at another manifest."""
     if current is None or current == manifest_id:
         return
     if (pattern := rule_for(repo.registry_id, tag)) is not None:

@@ -167,7 +167,8 @@ def put(
     # One order for every writer: two pushes naming the same tags lock their rows alike
     # instead of deadlocking on PostgreSQL.
     for tag in sorted(set(tags)):
-        immutability.guard_move(repo, tag, manifest.id)
+        current = before.get(tag)
+        immutability.guard_move(repo, tag, manifest.id, current[0] if current else None)
         upsert(
             Tag,
             ["repository_id", "name"],
@@ -184,33 +185,43 @@ def put(
 
 def _held(repo: Repository, digest: str) -> Manifest | None:
     """The repository's row for this manifest, kept from a concurrent delete until the
-    transaction ends; None when the repository has none."""
-    where = (Manifest.repository_id == repo.id, Manifest.digest == digest)
+    transaction ends; None when the repository has none, or when the manifest or anything it
+    names is being deleted. The collector never marks content a manifest still names; a state
+    it did not make is left to the full path, which refuses it (MANIFEST_BLOB_UNKNOWN)."""
+    params = {"held_repository": repo.id, "held_digest": digest}
     if db.session.get_bind().dialect.name == "postgresql":
-        query = select(Manifest).where(*where).with_for_update(read=True)
-        manifest = db.session.execute(query).scalar_one_or_none()
-    else:
-        # SQLite: a write first takes the database's one write lock, then the read sees every
-        # committed delete.
-        touched = db.session.execute(
-            update(Manifest).where(*where).values(digest=Manifest.digest),
-            execution_options={"synchronize_session": False},
-        )
-        manifest = find(repo, digest) if touched.rowcount else None
-    return manifest if manifest is not None and _content_live(manifest) else None
+        return db.session.execute(_HELD_SHARED, params).scalar_one_or_none()
+    # SQLite: a write first takes the database's one write lock, then the read sees every
+    # committed delete.
+    touched = db.session.execute(_TOUCH, params, execution_options={"synchronize_session": False})
+    return db.session.execute(_HELD, params).scalar_one_or_none() if touched.rowcount else None
 
 
-def _content_live(manifest: Manifest) -> bool:
-    """Whether nothing of the manifest, or named by it, is being deleted. The collector never
-    marks content a manifest still names; a state it did not make is left to the full path,
-    which refuses it (MANIFEST_BLOB_UNKNOWN)."""
-    named = select(ManifestReference.digest).where(ManifestReference.manifest_id == manifest.id)
-    dead = (
-        select(Blob.digest)
-        .where(Blob.state != gc.LIVE, or_(Blob.digest == manifest.digest, Blob.digest.in_(named)))
-        .limit(1)
+def _dead_content(manifest_id, digest):
+    """A blob of the manifest, or named by it, that is not live (correlated to the manifest
+    row of the query it is used in)."""
+    named = (
+        select(ManifestReference.digest)
+        .where(ManifestReference.manifest_id == manifest_id)
+        .correlate_except(ManifestReference)
     )
-    return db.session.execute(dead).first() is None
+    return (
+        select(Blob.digest)
+        .where(Blob.state != gc.LIVE, or_(Blob.digest == digest, Blob.digest.in_(named)))
+        .correlate_except(Blob)
+    )
+
+
+# Built once, as the reads above: a push of a manifest the repository holds runs these.
+_THIS_MANIFEST = (
+    Manifest.repository_id == bindparam("held_repository"),
+    Manifest.digest == bindparam("held_digest"),
+)
+_TOUCH = update(Manifest).where(*_THIS_MANIFEST).values(digest=Manifest.digest)
+_HELD = select(Manifest).where(
+    *_THIS_MANIFEST, ~_dead_content(Manifest.id, Manifest.digest).exists()
+)
+_HELD_SHARED = _HELD.with_for_update(read=True, of=Manifest)
 
 
 def _store_new(
@@ -250,19 +261,25 @@ def pusher() -> str:
     return (actor.name or actor.kind)[:64]
 
 
-def _tagged(repo: Repository, tags: list[str]) -> dict[str, str]:
-    """Where the tags point now: tag -> manifest digest."""
+_TAGGED = (
+    select(Tag.name, Manifest.id, Manifest.digest)
+    .join(Manifest, Manifest.id == Tag.manifest_id)
+    .where(Tag.repository_id == bindparam("repository_id"))
+    .where(Tag.name.in_(bindparam("tags", expanding=True)))
+)
+
+
+def _tagged(repo: Repository, tags: list[str]) -> dict[str, tuple[int, str]]:
+    """Where the tags point now: tag -> (manifest id, manifest digest)."""
     if not tags:
         return {}
-    rows = db.session.execute(
-        select(Tag.name, Manifest.digest)
-        .join(Manifest, Manifest.id == Tag.manifest_id)
-        .where(Tag.repository_id == repo.id, Tag.name.in_(set(tags)))
-    )
-    return {name: digest for name, digest in rows}
+    rows = db.session.execute(_TAGGED, {"repository_id": repo.id, "tags": sorted(set(tags))})
+    return {name: (manifest_id, digest) for name, manifest_id, digest in rows}
 
 
-def _audit_push(repo, parsed, digest: str, tags: list[str], before: dict[str, str]) -> None:
+def _audit_push(
+    repo, parsed, digest: str, tags: list[str], before: dict[str, tuple[int, str]]
+) -> None:
     details = {"media_type": parsed.media_type, "size": parsed.size, "tags": tags}
     if parsed.artifact_type:
         details["artifact_type"] = parsed.artifact_type
@@ -270,7 +287,7 @@ def _audit_push(repo, parsed, digest: str, tags: list[str], before: dict[str, st
         details["subject"] = parsed.subject.digest
     audit.on_repository("manifest.push", repo, digest, details)
     for tag in tags:
-        old = before.get(tag)
+        old = before[tag][1] if tag in before else None
         if old is None:
             audit.on_repository("tag.create", repo, tag, {"digest": digest})
         elif old != digest:
@@ -302,13 +319,21 @@ def delete_reference(repo: Repository, reference: str) -> None:
 
 
 def tag_names(repo: Repository, last: str | None, limit: int | None) -> list[str]:
-    name = bytewise(Tag.name)
-    query = select(Tag.name).where(Tag.repository_id == repo.id).order_by(name)
+    """A page of the repository's tag names in byte order. A listing may hold 100,000 of them:
+    they are taken from the driver's rows as they come, since building SQLAlchemy's row objects
+    for them costs more than the query (13 ms against 5 ms for 10,000 tags)."""
+    tags = Tag.__table__
+    name = bytewise(tags.c.name)
+    query = select(tags.c.name).where(tags.c.repository_id == repo.id).order_by(name)
     if last:
         query = query.where(name > last)
     if limit is not None:
         query = query.limit(limit)
-    return list(db.session.execute(query).scalars())
+    result = db.session.connection().execute(query)
+    try:
+        return [name for (name,) in result.cursor.fetchall()]
+    finally:
+        result.close()
 
 
 def referrer_manifests(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from app.access.policy import find_registry
 from app.models import Repository, db
@@ -10,11 +10,12 @@ from app.models.upsert import insert_ignore
 from app.registry.errors import RegistryError
 from app.registry.names import RepoName
 
+# Built once: every push and most reads look a repository up by name.
+_BY_NAME = select(Repository).where(Repository.name == bindparam("name"))
+
 
 def find(name: RepoName) -> Repository | None:
-    return db.session.execute(
-        select(Repository).where(Repository.name == name.full)
-    ).scalar_one_or_none()
+    return db.session.execute(_BY_NAME, {"name": name.full}).scalar_one_or_none()
 
 
 def require(name: RepoName) -> Repository:
