@@ -86,6 +86,15 @@ class HeaderFirstWorker(ThreadWorker):
         self.header_timeout = settings.header_timeout
         self.body_timeout = settings.body_timeout
         self.reading_heads: deque[TConn] = deque()  # ordered by deadline
+        self._notified_at = float("-inf")
+
+    def notify(self) -> None:
+        # gunicorn calls this on every turn of the event loop (twice a request), each time a
+        # system call; the master looks at the heartbeat every `timeout` seconds.
+        now = time.monotonic()
+        if now - self._notified_at >= min(1.0, self.timeout / 4):
+            self._notified_at = now
+            super().notify()
 
     # ---- sharing connections out between the workers ----------------------------------------
 
