@@ -26,8 +26,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import delete, event, func, select, update
+from sqlalchemy import bindparam, delete, event, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import Executable
 
 from app.access import audit
 from app.access.decisions import StampedMemo
@@ -169,24 +170,46 @@ def charge(repo: Repository, digest: str, size: int) -> None:
     """A link or manifest row naming `digest` was just written in `repo`: count it, and refuse
     it (QuotaExceeded) when it is new to a scope that it takes past its limit."""
     for scope_id, kind, owner_id in _scope_ids(repo.registry_id):
-        stmt = insert_statement(QuotaContent).values(
-            scope_id=scope_id, digest=digest, refs=1, size=size
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["scope_id", "digest"], set_={"refs": QuotaContent.refs + 1}
-        ).returning(QuotaContent.refs)
-        if db.session.execute(stmt).scalar_one() != 1:
+        params = {"q_scope": scope_id, "q_digest": digest, "q_size": size}
+        refs = db.session.execute(_counted(), params, execution_options=_ONE_ROW).scalar_one()
+        if refs != 1:
             continue  # the scope holds it already
         used, limit = db.session.execute(
-            update(QuotaScope)
-            .where(QuotaScope.id == scope_id)
-            .values(used_bytes=QuotaScope.used_bytes + size, updated_at=utcnow())
-            .returning(QuotaScope.used_bytes, QuotaScope.limit_bytes)
-            .execution_options(synchronize_session=False)
+            _GROWN, {**params, "q_now": utcnow()}, execution_options=_CORE
         ).one()
         if limit is not None and used > limit:
             usage = Usage(kind, _name(kind, owner_id), limit, used - size)
             raise QuotaExceeded(usage, digest, size)
+
+
+# The two statements of a charge, built once (per dialect for the first): every blob link and
+# manifest row is charged, and building a statement costs as much as running it.
+_COUNTED: dict[str, Executable] = {}
+# As written, not as the ORM's bulk forms (which parameters would otherwise select).
+_ONE_ROW = {"dml_strategy": "raw"}
+_CORE = {"dml_strategy": "core_only"}
+_GROWN = (
+    update(QuotaScope)
+    .where(QuotaScope.id == bindparam("q_scope"))
+    .values(used_bytes=QuotaScope.used_bytes + bindparam("q_size"), updated_at=bindparam("q_now"))
+    .returning(QuotaScope.used_bytes, QuotaScope.limit_bytes)
+)
+
+
+def _counted() -> Executable:
+    """One more reference to a digest in a scope; the new count."""
+    dialect = db.session.get_bind().dialect.name
+    if dialect not in _COUNTED:
+        stmt = insert_statement(QuotaContent).values(
+            scope_id=bindparam("q_scope"),
+            digest=bindparam("q_digest"),
+            refs=1,
+            size=bindparam("q_size"),
+        )
+        _COUNTED[dialect] = stmt.on_conflict_do_update(
+            index_elements=["scope_id", "digest"], set_={"refs": QuotaContent.refs + 1}
+        ).returning(QuotaContent.refs)
+    return _COUNTED[dialect]
 
 
 def release(registry_ids: Iterable[int], digest: str) -> None:
