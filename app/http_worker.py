@@ -18,9 +18,10 @@ in every deployment, test and container, and every blob byte copied once more.
 The workers also share out connections evenly. They all wait on one listening socket, and the
 kernel wakes them all for a new connection; whichever runs first takes it, so a burst of
 connections (eight from one client, a CI fleet starting) can land on one worker while the
-others idle, and one worker's GIL then serves them all at a third of the rate. Each worker
-counts its open connections into one counter the master shares with them at fork, and a worker
-holding more than its share stops accepting until the others have caught up.
+others idle, and one worker's GIL then serves them all at a third of the rate. Each worker keeps
+its count of open connections in its own slot of shared memory (`_Shares`), and a worker
+holding more than the average of the live workers stops accepting until the others catch up;
+never while it holds none.
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import multiprocessing
-import os
 import re
 import selectors
 import time
+import weakref
 from collections import deque
 from functools import partial
 
@@ -57,30 +58,53 @@ _TOO_LARGE = (
 )
 
 
-class _OpenConnections:
-    """Connections open in all the workers of one server: shared memory made in the master
-    (which imports this module to load the worker class) and inherited by each forked worker."""
+class _Shares:
+    """Each worker's open connections and when its event loop last turned, one slot per worker,
+    in shared memory made at import in the master (which loads the worker class) and inherited
+    by every worker it forks. A worker writes only its own slot: nothing is read, changed and
+    written back across processes, and no lock exists that a killed worker could take with it.
+    A worker whose loop has not turned for `STALE` seconds (stopped, hung, killed, not yet
+    started) is left out of the average, so the others never wait on its share."""
+
+    SLOTS = 64
+    STALE = 3.0
 
     def __init__(self) -> None:
-        self.total = multiprocessing.Value("q", 0)
-        self.master = os.getpid()
+        self.counts = multiprocessing.RawArray("q", self.SLOTS)
+        self.turns = multiprocessing.RawArray("d", self.SLOTS)
+        self.used = multiprocessing.RawValue("i", 0)  # slots below this may be held
+        self.holders: weakref.WeakValueDictionary[int, object] = weakref.WeakValueDictionary()
 
-    def shared(self) -> bool:
-        # A process that made its own counter (not forked from the master) has no one to share with.
-        return os.getpid() != self.master
+    def claim(self, worker: object) -> int | None:
+        """A slot for a worker the master is making, before it forks: one whose last holder the
+        master has let go of (reaped). None past `SLOTS` workers: that one never declines."""
+        for slot in range(self.SLOTS):
+            if slot not in self.holders:
+                self.holders[slot] = worker
+                self.counts[slot], self.turns[slot] = 0, 0.0
+                self.used.value = max(self.used.value, slot + 1)
+                return slot
+        return None
 
-    def add(self, delta: int) -> None:
-        with self.total.get_lock():
-            self.total.value += delta
+    def live_average(self, now: float) -> float:
+        """Open connections per worker whose loop turned lately."""
+        total = live = 0
+        for slot in range(self.used.value):
+            if now - self.turns[slot] < self.STALE:
+                total += self.counts[slot]
+                live += 1
+        return total / live if live else 0.0
 
 
-_OPEN = _OpenConnections()
+_SHARES = _Shares()
 # How often a worker over its share looks again, whatever else it is waiting for.
 _SHARE_RECHECK = 0.05
 
 
 class HeaderFirstWorker(ThreadWorker):
     def __init__(self, *args, **kwargs):
+        # Made in the master, before the fork: the slot is the worker's from its first breath.
+        self._slot = _SHARES.claim(self)
         super().__init__(*args, **kwargs)
         settings = Settings.from_env()
         self.header_timeout = settings.header_timeout
@@ -105,18 +129,16 @@ class HeaderFirstWorker(ThreadWorker):
     @nr_conns.setter
     def nr_conns(self, value: int) -> None:
         # gunicorn counts every open and close through this attribute, wherever it happens.
-        if _OPEN.shared():
-            _OPEN.add(value - self.nr_conns)
         self.__dict__["_nr_conns"] = value
+        if self._slot is not None:
+            _SHARES.counts[self._slot] = value
 
     def _within_share(self) -> bool:
-        """At most the average of the workers' open connections. The worker with the fewest is
-        always within it, so some worker always accepts; a count left by a worker that was
-        killed only raises the average, which lets every worker accept more."""
-        workers = self.cfg.workers
-        if workers < 2 or not _OPEN.shared():
+        """At most the average of the live workers' open connections, and always while it has
+        none: the worker with the fewest is always within it, so some worker always accepts."""
+        if self._slot is None or self.nr_conns == 0:
             return True
-        return self.nr_conns * workers <= _OPEN.total.value
+        return self.nr_conns <= _SHARES.live_average(time.monotonic())
 
     def set_accept_enabled(self, enabled: bool) -> None:
         super().set_accept_enabled(enabled and self._within_share())
@@ -125,6 +147,8 @@ class HeaderFirstWorker(ThreadWorker):
         # gunicorn's loop revisits accepting only when its own reason (too many connections)
         # changes; the share changes with the other workers, so it is looked at on every turn.
         if self.alive:
+            if self._slot is not None:
+                _SHARES.turns[self._slot] = time.monotonic()
             self.set_accept_enabled(self.nr_conns < self.worker_connections)
         if self.alive and not self._accepting:
             timeout = min(timeout, _SHARE_RECHECK)
@@ -134,7 +158,9 @@ class HeaderFirstWorker(ThreadWorker):
         try:
             super().run()
         finally:
-            # Connections still open when the worker stops leave the count with it.
+            # A stopping worker leaves the average at once.
+            if self._slot is not None:
+                _SHARES.turns[self._slot] = 0.0
             self.nr_conns = 0
 
     # ---- the event loop: connections whose headers have not all arrived -----------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -21,7 +22,19 @@ REQUEST = b"GET /healthz HTTP/1.1\r\nHost: cargohold\r\n\r\n"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[Server]:
     with running_server(tmp_path_factory.mktemp("balance"), workers=2) as srv:
+        _both_serving(srv)
         yield srv
+
+
+def _both_serving(server: Server) -> None:
+    """The workers exist once started, but one still booting takes no share yet."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with _open(server, burst=True):
+            if min(_connections_per_worker(server)) > 0:
+                break
+        _wait_closed(server)
+    _wait_closed(server)
 
 
 def _established_inodes(port: int) -> set[str]:
@@ -97,6 +110,23 @@ def test_connections_are_shared_between_workers(server, burst):
         assert max(counts) - min(counts) <= (2 if burst else 1), counts
         # Closed connections leave the count, so the next round is shared out afresh.
         _wait_closed(server)
+
+
+def test_a_stopped_worker_does_not_hold_back_the_other(tmp_path: Path):
+    """A worker that stops turning its loop (stopped, hung, killed) leaves the average: the
+    other takes every connection after a few seconds at most, instead of waiting for a share
+    the stopped one will never take."""
+    with running_server(tmp_path, workers=2) as srv:
+        _both_serving(srv)
+        stopped = child_pids(srv.proc.pid)[0]
+        os.kill(stopped, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with _open(srv, burst=False):  # each connection answered within its 30 s timeout
+                elapsed = time.monotonic() - started
+            assert elapsed < 15, elapsed
+        finally:
+            os.kill(stopped, signal.SIGCONT)
 
 
 def test_a_worker_alone_accepts_everything(tmp_path: Path):

@@ -6,11 +6,11 @@ from __future__ import annotations
 import re
 from fnmatch import fnmatchcase
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from app.access import audit
 from app.errors import Invalid, NotFound
-from app.models import Registry, Repository, TagRule, db
+from app.models import Registry, Repository, Tag, TagRule, db
 from app.registry.errors import RegistryError
 
 # Tag characters plus the glob's * and ?; no brackets, so a pattern reads as it matches.
@@ -36,9 +36,17 @@ def _refuse(tag: str, pattern: str, what: str) -> RegistryError:
     )
 
 
-def guard_move(repo: Repository, tag: str, manifest_id: int, current: int | None) -> None:
-    """Refuse pointing an existing protected tag (now at manifest `current`, None for a new tag)
-    at another manifest."""
+# Built once: every tag a push names is read through it.
+_POINTS_AT = select(Tag.manifest_id).where(
+    Tag.repository_id == bindparam("repo"), Tag.name == bindparam("tag")
+)
+
+
+def guard_move(repo: Repository, tag: str, manifest_id: int) -> None:
+    """Refuse pointing an existing protected tag at another manifest. The tag is read here, just
+    before it is written: on PostgreSQL a push that waited on another's lock of an earlier tag
+    then sees what that push committed."""
+    current = db.session.execute(_POINTS_AT, {"repo": repo.id, "tag": tag}).scalar_one_or_none()
     if current is None or current == manifest_id:
         return
     if (pattern := rule_for(repo.registry_id, tag)) is not None:

@@ -167,8 +167,7 @@ def put(
     # One order for every writer: two pushes naming the same tags lock their rows alike
     # instead of deadlocking on PostgreSQL.
     for tag in sorted(set(tags)):
-        current = before.get(tag)
-        immutability.guard_move(repo, tag, manifest.id, current[0] if current else None)
+        immutability.guard_move(repo, tag, manifest.id)
         upsert(
             Tag,
             ["repository_id", "name"],
@@ -262,24 +261,22 @@ def pusher() -> str:
 
 
 _TAGGED = (
-    select(Tag.name, Manifest.id, Manifest.digest)
+    select(Tag.name, Manifest.digest)
     .join(Manifest, Manifest.id == Tag.manifest_id)
     .where(Tag.repository_id == bindparam("repository_id"))
     .where(Tag.name.in_(bindparam("tags", expanding=True)))
 )
 
 
-def _tagged(repo: Repository, tags: list[str]) -> dict[str, tuple[int, str]]:
-    """Where the tags point now: tag -> (manifest id, manifest digest)."""
+def _tagged(repo: Repository, tags: list[str]) -> dict[str, str]:
+    """Where the tags point now (for the audit): tag -> manifest digest."""
     if not tags:
         return {}
     rows = db.session.execute(_TAGGED, {"repository_id": repo.id, "tags": sorted(set(tags))})
-    return {name: (manifest_id, digest) for name, manifest_id, digest in rows}
+    return {name: digest for name, digest in rows}
 
 
-def _audit_push(
-    repo, parsed, digest: str, tags: list[str], before: dict[str, tuple[int, str]]
-) -> None:
+def _audit_push(repo, parsed, digest: str, tags: list[str], before: dict[str, str]) -> None:
     details = {"media_type": parsed.media_type, "size": parsed.size, "tags": tags}
     if parsed.artifact_type:
         details["artifact_type"] = parsed.artifact_type
@@ -287,7 +284,7 @@ def _audit_push(
         details["subject"] = parsed.subject.digest
     audit.on_repository("manifest.push", repo, digest, details)
     for tag in tags:
-        old = before[tag][1] if tag in before else None
+        old = before.get(tag)
         if old is None:
             audit.on_repository("tag.create", repo, tag, {"digest": digest})
         elif old != digest:
