@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import multiprocessing
 import re
 import selectors
@@ -84,6 +85,7 @@ class _Shares:
                 self.counts[slot], self.turns[slot] = 0, 0.0
                 self.used.value = max(self.used.value, slot + 1)
                 return slot
+        log.warning("more than %d workers: the newest accepts without sharing", self.SLOTS)
         return None
 
     def live_average(self, now: float) -> float:
@@ -96,6 +98,7 @@ class _Shares:
         return total / live if live else 0.0
 
 
+log = logging.getLogger(__name__)
 _SHARES = _Shares()
 # How often a worker over its share looks again, whatever else it is waiting for.
 _SHARE_RECHECK = 0.05
@@ -146,9 +149,10 @@ class HeaderFirstWorker(ThreadWorker):
     def wait_for_and_dispatch_events(self, timeout: float) -> None:
         # gunicorn's loop revisits accepting only when its own reason (too many connections)
         # changes; the share changes with the other workers, so it is looked at on every turn.
+        if self._slot is not None:
+            # A draining worker leaves the average at once: its share is no one's to wait for.
+            _SHARES.turns[self._slot] = time.monotonic() if self.alive else 0.0
         if self.alive:
-            if self._slot is not None:
-                _SHARES.turns[self._slot] = time.monotonic()
             self.set_accept_enabled(self.nr_conns < self.worker_connections)
         if self.alive and not self._accepting:
             timeout = min(timeout, _SHARE_RECHECK)

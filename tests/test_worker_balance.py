@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from app.http_worker import _Shares
 from tests.support.server import Server, child_pids, running_server
 
 CONNECTIONS = 8
@@ -31,10 +32,11 @@ def _both_serving(server: Server) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         with _open(server, burst=True):
-            if min(_connections_per_worker(server)) > 0:
-                break
+            serving = min(_connections_per_worker(server)) > 0
         _wait_closed(server)
-    _wait_closed(server)
+        if serving:
+            return
+    pytest.fail("one worker never took a connection")
 
 
 def _established_inodes(port: int) -> set[str]:
@@ -126,9 +128,24 @@ def test_a_stopped_worker_does_not_hold_back_the_other(tmp_path: Path):
                 elapsed = time.monotonic() - started
             assert elapsed < 15, elapsed
         finally:
-            os.kill(stopped, signal.SIGCONT)
+            with contextlib.suppress(ProcessLookupError):  # the master may have replaced it
+                os.kill(stopped, signal.SIGCONT)
 
 
 def test_a_worker_alone_accepts_everything(tmp_path: Path):
     with running_server(tmp_path, workers=1) as single, _open(single, burst=False):
         assert _connections_per_worker(single) == [CONNECTIONS]
+
+
+def test_a_reaped_workers_slot_is_handed_out_again():
+    class Worker:
+        pass
+
+    shares = _Shares()
+    first, second = Worker(), Worker()
+    assert (shares.claim(first), shares.claim(second)) == (0, 1)
+    shares.counts[0], shares.turns[0] = 5, 123.0
+    del first  # the master drops a worker once it has reaped it
+    assert shares.claim(Worker()) == 0
+    assert (shares.counts[0], shares.turns[0]) == (0, 0.0)  # the new holder starts afresh
+    assert shares.live_average(time.monotonic()) == 0.0  # neither has turned its loop yet
