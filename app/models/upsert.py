@@ -2,55 +2,52 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
+from typing import Any
+
 from sqlalchemy import bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.models.base import db
 
+# (key, dialect) -> the statement: built once, since building and keying a statement costs as
+# much as running it.
+_BUILT: dict[tuple[Hashable, str], Any] = {}
 
-def _insert(model):
+# One row's statement as written, not the ORM's bulk insert (which parameters would select).
+AS_WRITTEN = {"dml_strategy": "raw"}
+
+
+def built_insert(key: Hashable, build: Callable[[Callable], Any]) -> Any:
+    """An INSERT of the session's dialect with ON CONFLICT clauses of one's own: `build(insert)`
+    (`insert` being the dialect's) makes it once per key and dialect, with bound parameters."""
     dialect = db.session.get_bind().dialect.name
-    module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(model)
-
-
-def insert_statement(model):
-    """An INSERT of the session's dialect, for ON CONFLICT clauses of one's own."""
-    return _insert(model)
-
-
-# (kind, dialect, model, conflict, update, columns) -> the statement, with a parameter per
-# column: built once, since building and keying a statement costs as much as running it.
-_BUILT: dict[tuple, object] = {}
-
-
-def _built(kind: str, model, conflict: list[str], update: list[str], columns: list[str]):
-    dialect = db.session.get_bind().dialect.name
-    key = (kind, dialect, model, tuple(conflict), tuple(update), tuple(sorted(columns)))
-    stmt = _BUILT.get(key)
+    stmt = _BUILT.get((key, dialect))
     if stmt is None:
         module = postgresql if dialect == "postgresql" else sqlite
-        stmt = module.insert(model).values({c: bindparam(c) for c in columns})
-        if kind == "ignore":
-            stmt = stmt.on_conflict_do_nothing(index_elements=conflict)
-        else:
-            stmt = stmt.on_conflict_do_update(
-                index_elements=conflict, set_={k: stmt.excluded[k] for k in update}
-            )
-        _BUILT[key] = stmt
+        stmt = _BUILT[(key, dialect)] = build(module.insert)
     return stmt
 
 
-# One row's statement as written, not the ORM's bulk insert (which parameters would select).
-_RAW = {"dml_strategy": "raw"}
+def _built(kind: str, model, conflict: list[str], update: list[str], columns: list[str]):
+    def build(insert):
+        stmt = insert(model).values({c: bindparam(c) for c in columns})
+        if kind == "ignore":
+            return stmt.on_conflict_do_nothing(index_elements=conflict)
+        return stmt.on_conflict_do_update(
+            index_elements=conflict, set_={k: stmt.excluded[k] for k in update}
+        )
+
+    key = (kind, model, tuple(conflict), tuple(update), tuple(sorted(columns)))
+    return built_insert(key, build)
 
 
 def insert_ignore(model, conflict: list[str], **values) -> int:
     """Insert unless the row exists; returns how many rows were inserted (0 or 1)."""
     stmt = _built("ignore", model, conflict, [], list(values))
-    return db.session.execute(stmt, values, execution_options=_RAW).rowcount
+    return db.session.execute(stmt, values, execution_options=AS_WRITTEN).rowcount
 
 
 def upsert(model, conflict: list[str], update: list[str], **values) -> None:
     stmt = _built("upsert", model, conflict, update, list(values))
-    db.session.execute(stmt, values, execution_options=_RAW)
+    db.session.execute(stmt, values, execution_options=AS_WRITTEN)

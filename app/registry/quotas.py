@@ -45,7 +45,7 @@ from app.models import (
     db,
 )
 from app.models.base import utcnow
-from app.models.upsert import insert_ignore, insert_statement
+from app.models.upsert import AS_WRITTEN, built_insert, insert_ignore
 from app.registry.errors import RegistryError
 
 ORG = "organisation"
@@ -103,10 +103,11 @@ def _column(kind: str):
 def ensure_scope(kind: str, owner_id: int) -> QuotaScope:
     """The scope's row, created (with the configured default limit, nothing used) on first
     sight: a scope is opened when its organisation or registry is created."""
-    row = _existing_scope(kind, owner_id)
+    column = _column(kind)
+    query = select(QuotaScope).where(column == owner_id)
+    row = db.session.execute(query).scalar_one_or_none()
     if row is not None:
         return row
-    column = _column(kind)
     db.session.info[SCOPES_OPENED] = True
     insert_ignore(
         QuotaScope,
@@ -116,12 +117,7 @@ def ensure_scope(kind: str, owner_id: int) -> QuotaScope:
         used_bytes=0,
         updated_at=utcnow(),
     )
-    return db.session.execute(select(QuotaScope).where(column == owner_id)).scalar_one()
-
-
-def _existing_scope(kind: str, owner_id: int) -> QuotaScope | None:
-    column = _column(kind)
-    return db.session.execute(select(QuotaScope).where(column == owner_id)).scalar_one_or_none()
+    return db.session.execute(query).scalar_one()
 
 
 # registry id -> its scope ids, kept while the policy stamp is unchanged: scope rows go only
@@ -171,7 +167,7 @@ def charge(repo: Repository, digest: str, size: int) -> None:
     it (QuotaExceeded) when it is new to a scope that it takes past its limit."""
     for scope_id, kind, owner_id in _scope_ids(repo.registry_id):
         params = {"q_scope": scope_id, "q_digest": digest, "q_size": size}
-        refs = db.session.execute(_counted(), params, execution_options=_ONE_ROW).scalar_one()
+        refs = db.session.execute(_counted(), params, execution_options=AS_WRITTEN).scalar_one()
         if refs != 1:
             continue  # the scope holds it already
         used, limit = db.session.execute(
@@ -182,34 +178,37 @@ def charge(repo: Repository, digest: str, size: int) -> None:
             raise QuotaExceeded(usage, digest, size)
 
 
-# The two statements of a charge, built once (per dialect for the first): every blob link and
-# manifest row is charged, and building a statement costs as much as running it.
-_COUNTED: dict[str, Executable] = {}
-# As written, not as the ORM's bulk forms (which parameters would otherwise select).
-_ONE_ROW = {"dml_strategy": "raw"}
-_CORE = {"dml_strategy": "core_only"}
+# The two statements of a charge, built once: every blob link and manifest row is charged, and
+# building a statement costs as much as running it.
 _GROWN = (
     update(QuotaScope)
     .where(QuotaScope.id == bindparam("q_scope"))
     .values(used_bytes=QuotaScope.used_bytes + bindparam("q_size"), updated_at=bindparam("q_now"))
     .returning(QuotaScope.used_bytes, QuotaScope.limit_bytes)
 )
+# As written, not as the ORM's bulk UPDATE (which parameters would otherwise select).
+_CORE = {"dml_strategy": "core_only"}
 
 
 def _counted() -> Executable:
     """One more reference to a digest in a scope; the new count."""
-    dialect = db.session.get_bind().dialect.name
-    if dialect not in _COUNTED:
-        stmt = insert_statement(QuotaContent).values(
-            scope_id=bindparam("q_scope"),
-            digest=bindparam("q_digest"),
-            refs=1,
-            size=bindparam("q_size"),
+
+    def build(insert) -> Executable:
+        return (
+            insert(QuotaContent)
+            .values(
+                scope_id=bindparam("q_scope"),
+                digest=bindparam("q_digest"),
+                refs=1,
+                size=bindparam("q_size"),
+            )
+            .on_conflict_do_update(
+                index_elements=["scope_id", "digest"], set_={"refs": QuotaContent.refs + 1}
+            )
+            .returning(QuotaContent.refs)
         )
-        _COUNTED[dialect] = stmt.on_conflict_do_update(
-            index_elements=["scope_id", "digest"], set_={"refs": QuotaContent.refs + 1}
-        ).returning(QuotaContent.refs)
-    return _COUNTED[dialect]
+
+    return built_insert("quota charge", build)
 
 
 def release(registry_ids: Iterable[int], digest: str) -> None:
