@@ -6,10 +6,13 @@ floor under every small-request figure of `make bench`.
 Runs gunicorn with Cargohold's own `gunicorn.conf.py` (the same worker class, 2 workers x 8
 threads, keep-alive, preloaded) serving applications that do nothing but answer: a bare WSGI
 callable and a bare Flask view, each returning a fixed 500-byte manifest with the headers a
-manifest GET carries; then Cargohold (as `make bench` runs it) and Debian's CNCF Distribution
+manifest GET carries, and a Flask view that also reads what any registry keeping access and tags
+in a database must read per request (a policy stamp and the tag's manifest, SQLAlchemy Core on
+SQLite in WAL mode, one transaction); then Cargohold (as `make bench` runs it) and Debian's CNCF Distribution
 answering a real anonymous manifest GET, for the same connections (wrk, 1, 8 and 32). Where a
 bare application is below Distribution, no work a manifest GET does in Python can close the
-gap: what is left is the server and the interpreter. Prints one JSON line per run.
+gap: what is left is the server and the interpreter; where the database view is, no work beyond
+those two reads can. Prints one JSON line per run.
 """
 
 from __future__ import annotations
@@ -49,6 +52,45 @@ flask_app = Flask(__name__)
 @flask_app.route("/v2/<path:rest>")
 def manifest(rest):
     return Response(BODY, headers=dict(HEADERS))
+
+
+# The least a registry that keeps tags and access in a database does per manifest GET: read the
+# policy stamp (access changes take effect at once, on every replica) and the tag's manifest, in
+# one transaction, through SQLAlchemy Core on SQLite in WAL mode: no ORM, no authorization, no
+# log, no metrics.
+import os
+import sqlite3
+
+from sqlalchemy import create_engine, text
+
+DB = os.environ["FLOOR_DB"]
+with sqlite3.connect(DB) as setup:
+    setup.execute("PRAGMA journal_mode=WAL")
+    setup.execute("CREATE TABLE IF NOT EXISTS stamp (id INTEGER PRIMARY KEY, stamp INTEGER)")
+    setup.execute(
+        "CREATE TABLE IF NOT EXISTS tags (repo TEXT, name TEXT, digest TEXT, media_type TEXT, "
+        "body BLOB, PRIMARY KEY (repo, name))"
+    )
+    setup.execute("INSERT OR REPLACE INTO stamp VALUES (1, 1)")
+    setup.execute(
+        "INSERT OR REPLACE INTO tags VALUES ('acme/x', 'latest', ?, ?, ?)",
+        (HEADERS[1][1], HEADERS[0][1], BODY),
+    )
+engine = create_engine("sqlite:///" + DB)
+STAMP = text("SELECT stamp FROM stamp WHERE id = 1")
+TAG = text("SELECT digest, media_type, body FROM tags WHERE repo = :repo AND name = :name")
+db_app = Flask("floor_db")
+
+
+@db_app.route("/v2/<path:repo>/manifests/<name>")
+def db_manifest(repo, name):
+    with engine.connect() as conn:
+        conn.execute(STAMP).scalar_one()
+        digest, media_type, body = conn.execute(TAG, dict(repo=repo, name=name)).one()
+        conn.commit()
+    headers = dict(HEADERS)
+    headers.update([("Content-Type", media_type), ("Docker-Content-Digest", digest)])
+    return Response(body, headers=headers)
 """
 
 
@@ -68,6 +110,7 @@ def _gunicorn(folder: Path, name: str, target: str, port: int) -> str:
 
     (folder / "gunicorn_floor.py").write_text(CONF)
     env = {**os.environ, "PYTHONPATH": f"{folder}:{ROOT}", "CARGOHOLD_PORT": str(port)}
+    env["FLOOR_DB"] = str(folder / "floor.db")
     cmd = [sys.executable, "-m", "gunicorn", "-c", str(folder / "gunicorn_floor.py"), target]
     log = folder / f"{name}.log"
     proc = spawn(cmd, log, cwd=ROOT, env=env)
@@ -95,6 +138,7 @@ def main() -> None:
         for name, target in (
             ("bare-wsgi", "floor_apps:wsgi"),
             ("bare-flask", "floor_apps:flask_app"),
+            ("flask-sqlite", "floor_apps:db_app"),
         ):
             urls[name] = _gunicorn(folder, name, target, free_port())
         import requests

@@ -19,8 +19,6 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
-from sqlalchemy import insert
-
 from app.access.decisions import StampedMemo
 from app.access.policy import Principal
 from app.caching import BoundedCache
@@ -191,6 +189,9 @@ def _row(
     }
 
 
+_INSERT = AuditEvent.__table__.insert()
+
+
 def record(
     action: str,
     *,
@@ -204,7 +205,10 @@ def record(
 ) -> None:
     """Add one event to the current unit of work."""
     row = _row(action, result, actor or current(), org, registry, repository, reference, details)
-    db.session.add(AuditEvent(**row))
+    # Written now, in the request's transaction, rather than as an entity the session flushes
+    # at commit: nothing reads the event back as an object, and the flush was a quarter of a
+    # manifest push's time.
+    db.session.execute(_INSERT, row)
 
 
 def on_repository(
@@ -273,7 +277,7 @@ def pending_refusals() -> list[dict]:
 def write_many(rows: Iterable[dict]) -> None:
     rows = list(rows)
     if rows:
-        db.session.execute(insert(AuditEvent), rows)
+        db.session.execute(_INSERT, rows)
 
 
 def record_many(
