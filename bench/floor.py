@@ -6,13 +6,13 @@ floor under every small-request figure of `make bench`.
 Runs gunicorn with Cargohold's own `gunicorn.conf.py` (the same worker class, 2 workers x 8
 threads, keep-alive, preloaded) serving applications that do nothing but answer: a bare WSGI
 callable and a bare Flask view, each returning a fixed 500-byte manifest with the headers a
-manifest GET carries, and a Flask view that also reads what any registry keeping access and tags
-in a database must read per request (a policy stamp and the tag's manifest, SQLAlchemy Core on
-SQLite in WAL mode, one transaction); then Cargohold (as `make bench` runs it) and Debian's CNCF Distribution
-answering a real anonymous manifest GET, for the same connections (wrk, 1, 8 and 32). Where a
-bare application is below Distribution, no work a manifest GET does in Python can close the
-gap: what is left is the server and the interpreter; where the database view is, no work beyond
-those two reads can. Prints one JSON line per run.
+manifest GET carries, and a Flask view that also reads what any registry keeping access and
+tags in a database must read per request (a policy stamp and the tag's manifest, SQLAlchemy
+Core on SQLite in WAL mode, one transaction); then Cargohold (as `make bench` runs it) and
+Debian's CNCF Distribution answering a real anonymous manifest GET, for the same connections
+(wrk, 1, 8 and 32). Where a bare application is below Distribution, no work a manifest GET
+does in Python can close the gap: what is left is the server and the interpreter; where the
+database view is, no work beyond those two reads can. Prints one JSON line per run.
 """
 
 from __future__ import annotations

@@ -192,7 +192,7 @@ def _held(repo: Repository, digest: str) -> Manifest | None:
         return db.session.execute(_HELD_SHARED, params).scalar_one_or_none()
     # SQLite: a write first takes the database's one write lock, then the read sees every
     # committed delete.
-    touched = db.session.execute(_TOUCH, params, execution_options={"synchronize_session": False})
+    touched = db.session.execute(_TOUCH, params)
     return db.session.execute(_HELD, params).scalar_one_or_none() if touched.rowcount else None
 
 
@@ -216,7 +216,16 @@ _THIS_MANIFEST = (
     Manifest.repository_id == bindparam("held_repository"),
     Manifest.digest == bindparam("held_digest"),
 )
-_TOUCH = update(Manifest).where(*_THIS_MANIFEST).values(digest=Manifest.digest)
+_MANIFESTS = Manifest.__table__
+# A Core UPDATE of the table: the ORM's would rebuild and re-key it on every push.
+_TOUCH = (
+    update(_MANIFESTS)
+    .where(
+        _MANIFESTS.c.repository_id == bindparam("held_repository"),
+        _MANIFESTS.c.digest == bindparam("held_digest"),
+    )
+    .values(digest=_MANIFESTS.c.digest)
+)
 _HELD = select(Manifest).where(
     *_THIS_MANIFEST, ~_dead_content(Manifest.id, Manifest.digest).exists()
 )
