@@ -104,8 +104,8 @@ def post_fork(server, worker):
 """
 
 
-def _gunicorn(folder: Path, name: str, target: str, port: int) -> str:
-    """Start one bare application (stopped by `stop_all`) and return its manifest URL."""
+def _gunicorn(folder: Path, name: str, target: str, port: int) -> tuple[str, int]:
+    """Start one bare application (stopped by `stop_all`): its manifest URL and its pid."""
     from bench.peers import spawn, wait_http
 
     (folder / "gunicorn_floor.py").write_text(CONF)
@@ -116,7 +116,7 @@ def _gunicorn(folder: Path, name: str, target: str, port: int) -> str:
     proc = spawn(cmd, log, cwd=ROOT, env=env)
     url = f"http://127.0.0.1:{port}/v2/acme/x/manifests/latest"
     wait_http(url, proc, log)
-    return url
+    return url, proc.pid
 
 
 def main() -> None:
@@ -125,7 +125,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from bench.common import RegistryAuth
+    from bench.common import RegistryAuth, cpu_seconds
     from bench.load import wrk
     from bench.oci import MANIFEST_TYPE, push_small_image
     from bench.peers import start_cargohold, start_distribution, stop_all
@@ -133,7 +133,7 @@ def main() -> None:
 
     folder = Path(tempfile.mkdtemp(prefix="cargohold-floor-"))
     (folder / "floor_apps.py").write_text(APPS.format(body=BODY, headers=HEADERS))
-    urls: dict[str, str] = {}
+    urls: dict[str, tuple[str, int | tuple[int, ...] | None]] = {}
     try:
         for name, target in (
             ("bare-wsgi", "floor_apps:wsgi"),
@@ -147,17 +147,22 @@ def main() -> None:
         pusher = requests.Session()
         pusher.auth = RegistryAuth(cargohold.extra["user"], cargohold.extra["password"])
         push_small_image(pusher, cargohold.url, "acme/public/x", "latest")
-        urls["cargohold"] = f"{cargohold.url}/v2/acme/public/x/manifests/latest"
+        urls["cargohold"] = (f"{cargohold.url}/v2/acme/public/x/manifests/latest", cargohold.pid)
         dist = start_distribution(folder / "distribution")
         push_small_image(requests.Session(), dist.url, "acme/x", "latest")
-        urls["distribution"] = f"{dist.url}/v2/acme/x/manifests/latest"
+        urls["distribution"] = (f"{dist.url}/v2/acme/x/manifests/latest", dist.pid)
         accept = {"Accept": MANIFEST_TYPE}
         for rep in range(args.reps):
             for connections in (1, 8, 32):
-                for name, url in urls.items():
+                for name, (url, pid) in urls.items():
+                    cpu = cpu_seconds(pid) if pid else 0.0
                     out = wrk(url, connections, args.seconds, accept)
                     row = {"rep": rep, "system": name, "connections": connections}
                     row.update(rps=round(out.rps, 1), p50_ms=round(out.p50_ms, 3), bad=out.bad)
+                    if pid:
+                        # Server CPU per answer, whole process tree: steadier than the rate.
+                        cpu = cpu_seconds(pid) - cpu
+                        row["cpu_ms"] = round(cpu * 1e3 / max(out.requests, 1), 3)
                     print(json.dumps(row), flush=True)
                     time.sleep(0.2)
     finally:

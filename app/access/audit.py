@@ -220,13 +220,19 @@ def on_repository(
 ) -> None:
     """An event about a repository: its organisation and registry are the first two parts of
     its name, so nothing is looked up."""
-    org, registry, _ = (repo.name.split("/", 2) + ["", ""])[:3]
+    _on_repository_named(action, repo.name, reference, details, result)
+
+
+def _on_repository_named(
+    action: str, name: str, reference: str | None, details: dict | None, result: str = OK
+) -> None:
+    org, registry, _ = (name.split("/", 2) + ["", ""])[:3]
     record(
         action,
         result=result,
         org=org,
         registry=registry,
-        repository=repo.name,
+        repository=name,
         reference=reference,
         details=details,
     )
@@ -349,10 +355,13 @@ def pulls_audited(registry_id: int) -> bool:
     return _PULLS_AUDITED.get(registry_id, read)
 
 
-def pulled(repo: Repository, action: str, reference: str, details: dict | None = None) -> None:
-    """A pull, recorded only where the registry asks for it (`Registry.audit_pulls`)."""
-    if pulls_audited(repo.registry_id):
-        on_repository(action, repo, reference, details)
+def pulled(
+    registry_id: int, repository: str, action: str, reference: str, details: dict | None = None
+) -> None:
+    """A pull from a repository (by its name), recorded only where its registry asks for it
+    (`Registry.audit_pulls`)."""
+    if pulls_audited(registry_id):
+        _on_repository_named(action, repository, reference, details)
 
 
 def downloaded(registry: Registry, org: str, repository: str, filename: str) -> None:

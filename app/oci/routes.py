@@ -122,7 +122,7 @@ def _accepts(stored: str) -> bool:
 
 @requires("pull", "repository")
 def get_manifest(name: RepoName, reference: str):
-    repo, manifest = manifest_store.locate(name, reference)
+    manifest = manifest_store.locate(name, reference)
     if not _accepts(manifest.media_type):
         raise RegistryError(
             "MANIFEST_UNKNOWN",
@@ -131,10 +131,7 @@ def get_manifest(name: RepoName, reference: str):
         )
     # Registry policies (signatures, vulnerabilities) may refuse the pull: one hook.
     check_manifest_pull(
-        _store(),
-        repo,
-        manifest,
-        lambda: permits("push", "repository", by_role=True, name=name),
+        _store(), manifest, lambda: permits("push", "repository", by_role=True, name=name)
     )
     headers = {
         "Docker-Content-Digest": manifest.digest,
@@ -147,7 +144,13 @@ def get_manifest(name: RepoName, reference: str):
         headers["Content-Length"] = str(manifest.size)
         return Response(status=200, headers=headers)
     body = manifest_bodies.read(_store(), manifest.digest)
-    audit.pulled(repo, "manifest.pull", reference, {"digest": manifest.digest})
+    audit.pulled(
+        manifest.registry_id,
+        manifest.repository_name,
+        "manifest.pull",
+        reference,
+        {"digest": manifest.digest},
+    )
     return Response(body, status=200, headers=headers)
 
 
@@ -205,7 +208,7 @@ def get_blob(name: RepoName, digest: str):
     if size is None or store.stat(digest) is None:
         raise RegistryError("BLOB_UNKNOWN", f"blob {digest} is not in repository {name.full}")
     if request.method == "GET":
-        audit.pulled(repo, "blob.pull", digest, {"size": size})
+        audit.pulled(repo.registry_id, repo.name, "blob.pull", digest, {"size": size})
     return send_blob(
         store,
         digest,

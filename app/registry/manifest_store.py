@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sqlalchemy import and_, bindparam, delete, or_, select, update
 
@@ -17,26 +18,63 @@ from app.registry.errors import RegistryError
 from app.registry.names import RepoName, check_tag
 from app.storage import BlobStore
 
-# A read of a manifest by tag or digest is one statement for the repository and the manifest,
-# built once (the hottest read of a registry: building a statement costs as much as running it).
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """A manifest found for a pull, as the columns its answer needs: the hottest read of a
+    registry loads no entities (the ORM's loading of two was most of the read's cost)."""
+
+    repository_id: int
+    registry_id: int
+    repository_name: str
+    manifest_id: int
+    digest: str
+    media_type: str
+    size: int
+    subject_digest: str | None
+
+    def entities(self) -> tuple[Repository, Manifest]:
+        """The repository and manifest rows, for the pull policies that judge them."""
+        repo = db.session.get(Repository, self.repository_id)
+        manifest = db.session.get(Manifest, self.manifest_id)
+        if repo is None or manifest is None:  # deleted since the read, in this transaction
+            raise RegistryError("MANIFEST_UNKNOWN", f"manifest {self.digest!r} is not known")
+        return repo, manifest
+
+
+# That read by tag or by digest, one Core statement each, built once (building a statement
+# costs as much as running it).
+_R, _M, _T = Repository.__table__, Manifest.__table__, Tag.__table__
+_COLUMNS = (
+    _R.c.id,
+    _R.c.registry_id,
+    _R.c.name,
+    _M.c.id,
+    _M.c.digest,
+    _M.c.media_type,
+    _M.c.size,
+    _M.c.subject_digest,
+)
 _BY_TAG = (
-    select(Repository, Manifest)
-    .outerjoin(Tag, and_(Tag.repository_id == Repository.id, Tag.name == bindparam("reference")))
-    .outerjoin(Manifest, Manifest.id == Tag.manifest_id)
-    .where(Repository.name == bindparam("name"))
+    select(*_COLUMNS)
+    .select_from(
+        _R.outerjoin(
+            _T, and_(_T.c.repository_id == _R.c.id, _T.c.name == bindparam("reference"))
+        ).outerjoin(_M, _M.c.id == _T.c.manifest_id)
+    )
+    .where(_R.c.name == bindparam("name"))
 )
 _BY_DIGEST = (
-    select(Repository, Manifest)
-    .outerjoin(
-        Manifest,
-        and_(Manifest.repository_id == Repository.id, Manifest.digest == bindparam("reference")),
+    select(*_COLUMNS)
+    .select_from(
+        _R.outerjoin(_M, and_(_M.c.repository_id == _R.c.id, _M.c.digest == bindparam("reference")))
     )
-    .where(Repository.name == bindparam("name"))
+    .where(_R.c.name == bindparam("name"))
 )
 
 
-def locate(name: RepoName, reference: str) -> tuple[Repository, Manifest]:
-    """The repository and its manifest by tag or digest: NAME_UNKNOWN, MANIFEST_UNKNOWN."""
+def locate(name: RepoName, reference: str) -> Located:
+    """The manifest of a repository by tag or digest: NAME_UNKNOWN, MANIFEST_UNKNOWN."""
     by_digest = digests.is_digest(reference)
     query = _BY_DIGEST if by_digest else _BY_TAG
     row = db.session.execute(query, {"name": name.full, "reference": reference}).one_or_none()
@@ -44,10 +82,9 @@ def locate(name: RepoName, reference: str) -> tuple[Repository, Manifest]:
         raise RegistryError("NAME_UNKNOWN", f"repository {name.full!r} is not known")
     if by_digest:
         blobs.check_digest(reference)  # after the repository, as the two reads were before
-    repo, manifest = row
-    if manifest is None:
+    if row[3] is None:
         raise RegistryError("MANIFEST_UNKNOWN", f"manifest {reference!r} is not known")
-    return repo, manifest
+    return Located(*row)
 
 
 def find(repo: Repository, reference: str) -> Manifest:
@@ -216,15 +253,13 @@ _THIS_MANIFEST = (
     Manifest.repository_id == bindparam("held_repository"),
     Manifest.digest == bindparam("held_digest"),
 )
-_MANIFESTS = Manifest.__table__
 # A Core UPDATE of the table: the ORM's would rebuild and re-key it on every push.
 _TOUCH = (
-    update(_MANIFESTS)
+    update(_M)
     .where(
-        _MANIFESTS.c.repository_id == bindparam("held_repository"),
-        _MANIFESTS.c.digest == bindparam("held_digest"),
+        _M.c.repository_id == bindparam("held_repository"), _M.c.digest == bindparam("held_digest")
     )
-    .values(digest=_MANIFESTS.c.digest)
+    .values(digest=_M.c.digest)
 )
 _HELD = select(Manifest).where(
     *_THIS_MANIFEST, ~_dead_content(Manifest.id, Manifest.digest).exists()

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from app.models import Manifest, Repository
+from app.registry.manifest_store import Located
 from app.registry.signing import policy as signature_policy
+from app.registry.vulnerabilities import policy as vulnerability_policy
 from app.registry.vulnerabilities import pulls as vulnerability_pulls
 from app.storage import BlobStore
 
@@ -15,13 +16,17 @@ def _no() -> bool:
     return False
 
 
-def check_manifest_pull(
-    store: BlobStore,
-    repo: Repository,
-    manifest: Manifest,
-    may_push: Callable[[], bool] = _no,
-) -> None:
+def check_manifest_pull(store: BlobStore, found: Located, may_push: Callable[[], bool] = _no):
     """`may_push`: whether the caller may push to the registry (asked only when a policy
-    needs it; the signature policy exempts writers, who fetch what they are about to sign)."""
+    needs it; the signature policy exempts writers, who fetch what they are about to sign).
+    Without a policy in force (most registries) no row is loaded."""
+    signatures = signature_policy.required(found.registry_id)
+    # Referrers (signatures, SBOMs, attestations) are never blocked for vulnerabilities.
+    vulnerabilities = found.subject_digest is None and vulnerability_policy.in_force(
+        found.registry_id
+    )
+    if not (signatures or vulnerabilities):
+        return
+    repo, manifest = found.entities()
     signature_policy.check(store, repo, manifest, may_push)
     vulnerability_pulls.check_manifest(store, repo, manifest)

@@ -41,6 +41,11 @@ def _in_force(registry_id: int) -> tuple[bool, bool]:
     return _IN_FORCE.get(registry_id, read)
 
 
+def required(registry_id: int) -> bool:
+    """Whether the registry's pulls need a valid signature (for some callers, at least)."""
+    return _in_force(registry_id)[0]
+
+
 def _parents(repo: Repository, manifest: Manifest) -> list[Manifest]:
     return list(
         db.session.execute(
