@@ -315,7 +315,8 @@ def login_succeeded(principal: Principal, method: str) -> None:
 
 
 def login_failed(account: str | None, method: str, reason: str = "invalid credentials") -> None:
-    """Added to the session: the caller's own commit point keeps it (`record_failed_login`)."""
+    """Written in the session's transaction: the caller's own commit point keeps it
+    (`record_failed_login`)."""
     actor = replace(current(), kind="anonymous", name=_cut(account, 64), user_id=None)
     record(
         "login",

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from app.caching import BoundedCache
 from app.models import PolicyStamp, db
+from app.models.base import flush_pending
 from app.models.connection_scope import is_read, on_transaction_end
 from app.models.policy_stamp import WATCHED_TABLES
 
@@ -42,11 +43,9 @@ _UNREAD = object()
 def current_stamp() -> int | None:
     """The committed (or this transaction's own) policy stamp; None without the row (a
     database not yet upgraded) or without its triggers, when nothing may be reused."""
-    session = db.session()
-    if session.autoflush and (session.new or session.dirty or session.deleted):
-        # As a query through the session would: a pending change fires its trigger first.
-        session.flush()
-    conn = session.connection()
+    # As a query through the session would: a pending change fires its trigger first.
+    flush_pending()
+    conn = db.session.connection()
     if not _triggers_present(conn):
         return None
     stamp = conn.info.get(_KEPT, _UNREAD)

@@ -25,3 +25,12 @@ db = SQLAlchemy(model_class=Base)
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def flush_pending() -> None:
+    """What a query through the session does first (autoflush), for statements that go past
+    it (Core DML on the tables, reads on the session's connection): pending changes reach the
+    database before them, so they see them and a row they name exists."""
+    session = db.session()
+    if session.autoflush and (session.new or session.dirty or session.deleted):
+        session.flush()

@@ -8,13 +8,14 @@ from typing import Any
 from sqlalchemy import bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 
-from app.models.base import db
+from app.models.base import db, flush_pending
 
 # (key, dialect) -> the statement: built once, since building and keying a statement costs as
 # much as running it.
 _BUILT: dict[tuple[Hashable, str], Any] = {}
 
-# One row's statement as written, not the ORM's bulk insert (which parameters would select).
+# For an INSERT built on an entity (`built_insert` callers): one row's statement as written, not
+# the ORM's bulk insert (which parameters would select).
 AS_WRITTEN = {"dml_strategy": "raw"}
 
 
@@ -47,9 +48,11 @@ def _built(kind: str, model, conflict: list[str], update: list[str], columns: li
 def insert_ignore(model, conflict: list[str], **values) -> int:
     """Insert unless the row exists; returns how many rows were inserted (0 or 1)."""
     stmt = _built("ignore", model, conflict, [], list(values))
-    return db.session.execute(stmt, values, execution_options=AS_WRITTEN).rowcount
+    flush_pending()
+    return db.session.execute(stmt, values).rowcount
 
 
 def upsert(model, conflict: list[str], update: list[str], **values) -> None:
     stmt = _built("upsert", model, conflict, update, list(values))
-    db.session.execute(stmt, values, execution_options=AS_WRITTEN)
+    flush_pending()
+    db.session.execute(stmt, values)

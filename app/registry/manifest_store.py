@@ -35,9 +35,12 @@ class Located:
 
     def entities(self) -> tuple[Repository, Manifest]:
         """The repository and manifest rows, for the pull policies that judge them."""
+        # Either may have been deleted since the read (PostgreSQL reads what others commit).
         repo = db.session.get(Repository, self.repository_id)
+        if repo is None:
+            raise RegistryError("NAME_UNKNOWN", f"repository {self.repository_name!r} is not known")
         manifest = db.session.get(Manifest, self.manifest_id)
-        if repo is None or manifest is None:  # deleted since the read, in this transaction
+        if manifest is None:
             raise RegistryError("MANIFEST_UNKNOWN", f"manifest {self.digest!r} is not known")
         return repo, manifest
 

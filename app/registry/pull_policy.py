@@ -16,7 +16,9 @@ def _no() -> bool:
     return False
 
 
-def check_manifest_pull(store: BlobStore, found: Located, may_push: Callable[[], bool] = _no):
+def check_manifest_pull(
+    store: BlobStore, found: Located, may_push: Callable[[], bool] = _no
+) -> None:
     """`may_push`: whether the caller may push to the registry (asked only when a policy
     needs it; the signature policy exempts writers, who fetch what they are about to sign).
     Without a policy in force (most registries) no row is loaded."""
