@@ -59,6 +59,9 @@ _TOO_LARGE = (
 )
 
 
+log = logging.getLogger(__name__)
+
+
 class _Shares:
     """Each worker's open connections and when its event loop last turned, one slot per worker,
     in shared memory made at import in the master (which loads the worker class) and inherited
@@ -98,7 +101,6 @@ class _Shares:
         return total / live if live else 0.0
 
 
-log = logging.getLogger(__name__)
 _SHARES = _Shares()
 # How often a worker over its share looks again, whatever else it is waiting for.
 _SHARE_RECHECK = 0.05

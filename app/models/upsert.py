@@ -14,14 +14,12 @@ from app.models.base import db, flush_pending
 # much as running it.
 _BUILT: dict[tuple[Hashable, str], Any] = {}
 
-# For an INSERT built on an entity (`built_insert` callers): one row's statement as written, not
-# the ORM's bulk insert (which parameters would select).
-AS_WRITTEN = {"dml_strategy": "raw"}
-
 
 def built_insert(key: Hashable, build: Callable[[Callable], Any]) -> Any:
     """An INSERT of the session's dialect with ON CONFLICT clauses of one's own: `build(insert)`
-    (`insert` being the dialect's) makes it once per key and dialect, with bound parameters."""
+    (`insert` being the dialect's) makes it once per key and dialect, with bound parameters.
+    Built on a table, not an entity: the ORM's DML path would rebuild and re-key it on every
+    execution. Run it after `flush_pending()`, as the ORM's statement would have flushed."""
     dialect = db.session.get_bind().dialect.name
     stmt = _BUILT.get((key, dialect))
     if stmt is None:
@@ -32,8 +30,6 @@ def built_insert(key: Hashable, build: Callable[[Callable], Any]) -> Any:
 
 def _built(kind: str, model, conflict: list[str], update: list[str], columns: list[str]):
     def build(insert):
-        # On the mapped table, past the ORM: its DML path rebuilds and re-keys the statement
-        # on every execution, which doubled the cost of a tag's upsert.
         stmt = insert(model.__table__).values({c: bindparam(c) for c in columns})
         if kind == "ignore":
             return stmt.on_conflict_do_nothing(index_elements=conflict)

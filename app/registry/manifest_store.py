@@ -253,17 +253,11 @@ def _dead_content(manifest_id, digest):
 
 # Built once, as the reads above: a push of a manifest the repository holds runs these.
 _THIS_MANIFEST = (
-    Manifest.repository_id == bindparam("held_repository"),
-    Manifest.digest == bindparam("held_digest"),
+    _M.c.repository_id == bindparam("held_repository"),
+    _M.c.digest == bindparam("held_digest"),
 )
 # A Core UPDATE of the table: the ORM's would rebuild and re-key it on every push.
-_TOUCH = (
-    update(_M)
-    .where(
-        _M.c.repository_id == bindparam("held_repository"), _M.c.digest == bindparam("held_digest")
-    )
-    .values(digest=_M.c.digest)
-)
+_TOUCH = update(_M).where(*_THIS_MANIFEST).values(digest=_M.c.digest)
 _HELD = select(Manifest).where(
     *_THIS_MANIFEST, ~_dead_content(Manifest.id, Manifest.digest).exists()
 )
@@ -366,9 +360,8 @@ def tag_names(repo: Repository, last: str | None, limit: int | None) -> list[str
     """A page of the repository's tag names in byte order. A listing may hold 100,000 of them:
     they are taken from the driver's rows as they come, since building SQLAlchemy's row objects
     for them costs more than the query (13 ms against 5 ms for 10,000 tags)."""
-    tags = Tag.__table__
-    name = bytewise(tags.c.name)
-    query = select(tags.c.name).where(tags.c.repository_id == repo.id).order_by(name)
+    name = bytewise(_T.c.name)
+    query = select(_T.c.name).where(_T.c.repository_id == repo.id).order_by(name)
     if last:
         query = query.where(name > last)
     if limit is not None:

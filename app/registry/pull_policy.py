@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 from app.registry.manifest_store import Located
 from app.registry.signing import policy as signature_policy
-from app.registry.vulnerabilities import policy as vulnerability_policy
 from app.registry.vulnerabilities import pulls as vulnerability_pulls
 from app.storage import BlobStore
 
@@ -22,12 +21,10 @@ def check_manifest_pull(
     """`may_push`: whether the caller may push to the registry (asked only when a policy
     needs it; the signature policy exempts writers, who fetch what they are about to sign).
     Without a policy in force (most registries) no row is loaded."""
-    signatures = signature_policy.required(found.registry_id)
-    # Referrers (signatures, SBOMs, attestations) are never blocked for vulnerabilities.
-    vulnerabilities = found.subject_digest is None and vulnerability_policy.in_force(
-        found.registry_id
-    )
-    if not (signatures or vulnerabilities):
+    if not (
+        signature_policy.required(found.registry_id)
+        or vulnerability_pulls.judges(found.registry_id, found.subject_digest)
+    ):
         return
     repo, manifest = found.entities()
     signature_policy.check(store, repo, manifest, may_push)

@@ -44,8 +44,8 @@ from app.models import (
     Repository,
     db,
 )
-from app.models.base import utcnow
-from app.models.upsert import AS_WRITTEN, built_insert, insert_ignore
+from app.models.base import flush_pending, utcnow
+from app.models.upsert import built_insert, insert_ignore
 from app.registry.errors import RegistryError
 
 ORG = "organisation"
@@ -165,29 +165,30 @@ def _name(kind: str, owner_id: int) -> str:
 def charge(repo: Repository, digest: str, size: int) -> None:
     """A link or manifest row naming `digest` was just written in `repo`: count it, and refuse
     it (QuotaExceeded) when it is new to a scope that it takes past its limit."""
-    for scope_id, kind, owner_id in _scope_ids(repo.registry_id):
+    scopes = _scope_ids(repo.registry_id)
+    if scopes:
+        flush_pending()
+    for scope_id, kind, owner_id in scopes:
         params = {"q_scope": scope_id, "q_digest": digest, "q_size": size}
-        refs = db.session.execute(_counted(), params, execution_options=AS_WRITTEN).scalar_one()
-        if refs != 1:
+        if db.session.execute(_counted(), params).scalar_one() != 1:
             continue  # the scope holds it already
-        used, limit = db.session.execute(
-            _GROWN, {**params, "q_now": utcnow()}, execution_options=_CORE
-        ).one()
+        used, limit = db.session.execute(_GROWN, {**params, "q_now": utcnow()}).one()
         if limit is not None and used > limit:
             usage = Usage(kind, _name(kind, owner_id), limit, used - size)
             raise QuotaExceeded(usage, digest, size)
 
 
-# The two statements of a charge, built once: every blob link and manifest row is charged, and
-# building a statement costs as much as running it.
+# The two statements of a charge, built once on the tables (Core, as upsert.py's): every blob
+# link and manifest row is charged, and building a statement costs as much as running it.
+_SCOPE_ROWS, _CONTENT_ROWS = QuotaScope.__table__, QuotaContent.__table__
 _GROWN = (
-    update(QuotaScope)
-    .where(QuotaScope.id == bindparam("q_scope"))
-    .values(used_bytes=QuotaScope.used_bytes + bindparam("q_size"), updated_at=bindparam("q_now"))
-    .returning(QuotaScope.used_bytes, QuotaScope.limit_bytes)
+    update(_SCOPE_ROWS)
+    .where(_SCOPE_ROWS.c.id == bindparam("q_scope"))
+    .values(
+        used_bytes=_SCOPE_ROWS.c.used_bytes + bindparam("q_size"), updated_at=bindparam("q_now")
+    )
+    .returning(_SCOPE_ROWS.c.used_bytes, _SCOPE_ROWS.c.limit_bytes)
 )
-# As written, not as the ORM's bulk UPDATE (which parameters would otherwise select).
-_CORE = {"dml_strategy": "core_only"}
 
 
 def _counted() -> Executable:
@@ -195,7 +196,7 @@ def _counted() -> Executable:
 
     def build(insert) -> Executable:
         return (
-            insert(QuotaContent)
+            insert(_CONTENT_ROWS)
             .values(
                 scope_id=bindparam("q_scope"),
                 digest=bindparam("q_digest"),
@@ -203,9 +204,9 @@ def _counted() -> Executable:
                 size=bindparam("q_size"),
             )
             .on_conflict_do_update(
-                index_elements=["scope_id", "digest"], set_={"refs": QuotaContent.refs + 1}
+                index_elements=["scope_id", "digest"], set_={"refs": _CONTENT_ROWS.c.refs + 1}
             )
-            .returning(QuotaContent.refs)
+            .returning(_CONTENT_ROWS.c.refs)
         )
 
     return built_insert("quota charge", build)

@@ -16,10 +16,15 @@ class PolicyDenied(RegistryError):
         return {"errors": [{"code": self.code, "message": self.message, "detail": self.detail}]}
 
 
-def check_manifest(store: BlobStore, repo: Repository, manifest: Manifest) -> None:
-    """Refuse (DENIED) a manifest the registry's policy blocks. Referrers (signatures, SBOMs,
+def judges(registry_id: int, subject_digest: str | None) -> bool:
+    """Whether the registry's policy judges this manifest. Referrers (signatures, SBOMs,
     attestations) are never blocked: they are how the content is judged."""
-    if manifest.subject_digest is not None:
+    return subject_digest is None and policy.in_force(registry_id)
+
+
+def check_manifest(store: BlobStore, repo: Repository, manifest: Manifest) -> None:
+    """Refuse (DENIED) a manifest the registry's policy blocks."""
+    if not judges(repo.registry_id, manifest.subject_digest):
         return
     message = policy.check(
         repo.registry_id, lambda: reports.manifest_report(store, repo, manifest)["findings"]
