@@ -608,6 +608,21 @@ def test_failed_token_logins_lock_only_the_token_tried(per_token_server):
     assert requests.get(token_url, auth=("alice", srv.users["alice"])).status_code == 200
 
 
+def test_a_correct_login_clears_the_accounts_count(per_token_server):
+    srv = per_token_server
+    name, password = unique("forgetful"), "right-" + secrets.token_hex(8)
+    srv.flask("user", "create", name, f"--password={password}")
+    token_url = f"{srv.url}/auth/token"
+    for _ in range(2):  # two wrong of three allowed, a right one, and two wrong again
+        for _ in range(2):
+            assert requests.get(token_url, auth=(name, "wrong-password")).status_code == 401
+        assert requests.get(token_url, auth=(name, password)).status_code == 200
+    # The count is where the last correct login left it: nothing.
+    for _ in range(2):
+        assert requests.get(token_url, auth=(name, "wrong-password")).status_code == 401
+    assert requests.get(token_url, auth=(name, password)).status_code == 200
+
+
 def test_wrong_current_passwords_count_as_failed_logins(per_token_server):
     srv = per_token_server
     name, password = unique("guess"), "right-" + secrets.token_hex(8)

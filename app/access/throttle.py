@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete, select
 
 from app.access import access_tokens
 from app.models import LoginThrottle, db
-from app.models.base import utcnow
+from app.models.base import flush_pending, utcnow
 
 
 @dataclass(frozen=True)
@@ -50,17 +50,47 @@ def _keys(account: str | None, address: str | None) -> list[tuple[str, int]]:
     return keys
 
 
+@dataclass(frozen=True)
+class Standing:
+    """Where a login's keys stand, read once before the credentials are checked."""
+
+    wait: int | None  # seconds until a login may be tried again; None: now
+    counted: frozenset[str]  # the keys that have a count of failures
+
+    def has_count(self, key: str | None) -> bool:
+        return key is not None and key in self.counted
+
+
+_T = LoginThrottle.__table__
+# Every key of a login in one statement, built once: every Basic login reads it.
+_COUNTS = select(_T.c.key, _T.c.failures, _T.c.window_start).where(
+    _T.c.key.in_(bindparam("keys", expanding=True))
+)
+
+
+def standing(account: str | None, address: str | None) -> Standing:
+    keys = _keys(account, address)
+    if not keys:
+        return Standing(None, frozenset())
+    flush_pending()
+    counts = {
+        key: (failures, start)
+        for key, failures, start in db.session.execute(_COUNTS, {"keys": [k for k, _ in keys]})
+    }
+    now, window = utcnow(), limits().window
+    for key, limit in keys:
+        if key not in counts:
+            continue
+        failures, start = counts[key]
+        ends = start + window
+        if failures >= limit and ends > now:
+            return Standing(max(1, int((ends - now).total_seconds())), frozenset(counts))
+    return Standing(None, frozenset(counts))
+
+
 def retry_after(account: str | None, address: str | None) -> int | None:
     """Seconds until a login may be tried again, or None when it may be tried now."""
-    now = utcnow()
-    for key, limit in _keys(account, address):
-        row = db.session.get(LoginThrottle, key)
-        if row is None:
-            continue
-        ends = row.window_start + limits().window
-        if row.failures >= limit and ends > now:
-            return max(1, int((ends - now).total_seconds()))
-    return None
+    return standing(account, address).wait
 
 
 def failed(account: str | None, address: str | None) -> None:
@@ -78,7 +108,11 @@ def failed(account: str | None, address: str | None) -> None:
                 row.failures += 1
 
 
-def succeeded(account: str | None) -> None:
-    """A correct login clears the account's count (a read, and a write only when needed)."""
-    if account and db.session.get(LoginThrottle, account) is not None:
+def succeeded(account: str | None, before: Standing | None = None) -> None:
+    """A correct login clears the account's count: a write only when there is one (on SQLite a
+    write waits for the database's one writer), known from the `standing` read before the
+    check when the caller has it."""
+    if before is None:
+        before = standing(account, None)
+    if before.has_count(account):
         db.session.execute(delete(LoginThrottle).where(LoginThrottle.key == account))

@@ -160,18 +160,18 @@ def login(username: str, password: str) -> Principal:
     """Check credentials, with failed attempts throttled per credential and per address."""
     address = request.remote_addr
     account = throttle.account(username, password)
-    wait = throttle.retry_after(account, address)
-    if wait is not None:
+    before = throttle.standing(account, address)
+    if before.wait is not None:
         LOGIN_FAILURES.labels("throttled").inc()
         audit.login_throttled(username, login_method())
         raise TooManyRequests(
-            "too many failed logins; try again later", headers={"Retry-After": str(wait)}
+            "too many failed logins; try again later", headers={"Retry-After": str(before.wait)}
         )
     principal = _authenticate(username, password)
     if principal is None:
         record_failed_login(account, address, username)
         raise Unauthenticated("invalid username or password")
-    throttle.succeeded(account)
+    throttle.succeeded(account, before)
     audit.login_succeeded(principal, login_method())
     return principal
 

@@ -92,13 +92,13 @@ def sign_in():
     password = request.form.get("password", "")
     address = request.remote_addr
     account = throttle.account(username, password)
-    wait = throttle.retry_after(account, address)
-    if wait is not None:
+    before = throttle.standing(account, address)
+    if before.wait is not None:
         LOGIN_FAILURES.labels("throttled").inc()
         audit.login_throttled(username, "console")
         raise TooManyRequests(
             "Too many failed sign-ins. Try again in a few minutes.",
-            headers={"Retry-After": str(wait)},
+            headers={"Retry-After": str(before.wait)},
         )
     user = None
     # Access tokens and robots are for clients; a person signs in with their password.
@@ -109,7 +109,7 @@ def sign_in():
         record_failed_login(account, address, username, "console")
         notice("Wrong username or password.", "error")
         return render_template("console/sign_in.html", next=nxt, username=username), 401
-    throttle.succeeded(account)
+    throttle.succeeded(account, before)
     console_session.begin(user)
     audit.login_succeeded(principal_for(user), "console")
     return redirect(safe_next(nxt))
