@@ -39,6 +39,7 @@ from functools import partial
 
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
+from app import http_body
 from app.config import Settings
 
 # Large enough for any real header block (tokens included), small enough to hold per connection.
@@ -262,4 +263,5 @@ class HeaderFirstWorker(ThreadWorker):
     def handle_request(self, req, conn: TConn):
         # Every read of the body and write of the response waits this long for progress.
         conn.sock.settimeout(self.body_timeout)
+        req.body = http_body.direct(req.body)
         return super().handle_request(req, conn)

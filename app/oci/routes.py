@@ -51,10 +51,13 @@ def _api_version(resp: Response) -> Response:
     return resp
 
 
-def _body_chunks() -> Iterator[bytes]:
+def _body_chunks() -> Iterator[memoryview]:
+    """The request body in pieces of up to CHUNK bytes, each received into the same buffer
+    (app/http_body.py): the store writes a piece before it takes the next."""
     stream = request.stream
-    while chunk := stream.read(CHUNK):
-        yield chunk
+    buffer = memoryview(bytearray(CHUNK))
+    while filled := stream.readinto(buffer):
+        yield buffer[:filled]
 
 
 # The most results one page may ask for (Distribution refuses its catalog's n past 1000).

@@ -43,6 +43,17 @@ class _CountingInput:
         self.count += len(data)
         return data
 
+    def readinto(self, target: bytearray | memoryview) -> int:
+        into = getattr(self._stream, "readinto", None)
+        if into is not None:
+            count = into(target) or 0
+        else:  # WSGI promises read() only
+            data = self._stream.read(len(target))
+            count = len(data)
+            memoryview(target).cast("B")[:count] = data
+        self.count += count
+        return count
+
     def readline(self, *args: Any) -> bytes:
         data = self._stream.readline(*args)
         self.count += len(data)

@@ -12,6 +12,9 @@ from typing import BinaryIO, Protocol
 
 from app.config import Settings
 
+# A piece of a body being stored: bytes, or a view of a buffer that is reused for the next.
+Chunk = bytes | memoryview
+
 
 class DigestMismatch(Exception):
     def __init__(self, expected: str, actual: str):
@@ -47,9 +50,11 @@ class BlobStore(Protocol):
         """Bytes received so far, or None for an unknown session."""
 
     def upload_append(
-        self, upload_id: str, chunks: Iterable[bytes], on_chunk: Callable[[bytes], None]
+        self, upload_id: str, chunks: Iterable[Chunk], on_chunk: Callable[[Chunk], None]
     ) -> int:
-        """Append a stream of chunks, calling on_chunk on each as it goes; return the new size."""
+        """Append a stream of chunks, calling on_chunk on each as it goes; return the new size.
+        A chunk may be a view of one buffer the request body is received into again for the
+        next chunk: it must be written (or copied) before the next is taken."""
 
     def upload_read(self, upload_id: str) -> Iterable[bytes]:
         """Re-read an upload from its start, for a replica that did not see it stream."""

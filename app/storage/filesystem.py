@@ -11,6 +11,7 @@ from typing import BinaryIO
 
 from app.digests import CHUNK, parse
 from app.errors import Invalid
+from app.storage import Chunk
 
 
 class FilesystemStore:
@@ -76,7 +77,7 @@ class FilesystemStore:
             return None
 
     def upload_append(
-        self, upload_id: str, chunks: Iterable[bytes], on_chunk: Callable[[bytes], None]
+        self, upload_id: str, chunks: Iterable[Chunk], on_chunk: Callable[[Chunk], None]
     ) -> int:
         path = self._upload_path(upload_id)
         with open(path, "r+b") as f:

@@ -32,7 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from app.config import Settings
 from app.digests import CHUNK, parse
 from app.errors import Invalid, TooLarge
-from app.storage import StorageUnavailable
+from app.storage import Chunk, StorageUnavailable
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -226,7 +226,7 @@ class S3Store:
         return None if state is None else state.size
 
     def upload_append(
-        self, upload_id: str, chunks: Iterable[bytes], on_chunk: Callable[[bytes], None]
+        self, upload_id: str, chunks: Iterable[Chunk], on_chunk: Callable[[Chunk], None]
     ) -> int:
         state = self._require(upload_id)
         if state.assembled:
