@@ -140,6 +140,7 @@ def finish(store: BlobStore, repo: Repository, upload: Upload, digest: str) -> i
     if actual != digest:
         cancel(store, upload)
         raise RegistryError("DIGEST_INVALID", f"uploaded content has digest {actual}, not {digest}")
+    store.upload_sync(upload.id)  # before the row's write lock is taken, not under it
     # The row first: content the collector is deleting is refused (BLOB_UNKNOWN) before we
     # touch storage; the session stays, its bytes untouched, until the client gives up on it.
     blobs.record(digest, size)

@@ -59,8 +59,14 @@ class BlobStore(Protocol):
     def upload_read(self, upload_id: str) -> Iterable[bytes]:
         """Re-read an upload from its start, for a replica that did not see it stream."""
 
+    def upload_sync(self, upload_id: str) -> None:
+        """Make what the upload holds durable, so that the commit is quick: called before the
+        blob's row is written, which on SQLite holds the database's one write lock until the
+        transaction ends (an fsync of a freshly written 1 GiB file: 0.45 s on the bench machine)."""
+
     def upload_commit(self, upload_id: str, digest: str) -> int:
-        """Move a verified upload to its content-addressed place, atomically; return its size."""
+        """Move a verified upload to its content-addressed place, atomically and durably (even
+        without `upload_sync` first); return its size."""
 
     def upload_abort(self, upload_id: str) -> None: ...
 

@@ -92,6 +92,10 @@ class FilesystemStore:
             while chunk := f.read(CHUNK):
                 yield chunk
 
+    def upload_sync(self, upload_id: str) -> None:
+        with open(self._upload_path(upload_id), "rb") as f:
+            os.fsync(f.fileno())
+
     def upload_commit(self, upload_id: str, digest: str) -> int:
         src = self._upload_path(upload_id)
         target = self._blob_path(digest)
