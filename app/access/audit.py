@@ -3,8 +3,10 @@
 Core functions call `record` beside the change they make: the event joins the same unit of
 work, so it is committed with the change or rolled back with it, at the cost of one insert.
 Refusals that roll their request back and must still be kept (a throttled login, a protected
-tag) go through `record_refusal`: the HTTP layer writes them once the request's own
-transaction has ended (`write_refusals`).
+tag) go through `record_refusal`, and a successful login is kept the same way: the HTTP layer
+writes them once the request's own transaction has ended (`pending_kept`). A login is recorded
+as its request starts, and an insert then would hold SQLite's one write lock for all the
+request's work (a whole upload's body, for a client that sends Basic credentials).
 
 Who acted comes from the request's context, set by the HTTP layer (`begin`, `identify`,
 `note_ci`); outside a request (the garbage collector, a command line) the actor is the system,
@@ -77,7 +79,8 @@ COLLECTOR = Actor("system", "gc")
 @dataclass
 class _Context:
     actor: Actor
-    refusals: list[dict] = field(default_factory=list)
+    # Written once the request's own transaction has ended, whatever became of it.
+    kept: list[dict] = field(default_factory=list)
 
 
 _CONTEXT: contextvars.ContextVar[_Context | None] = contextvars.ContextVar(
@@ -246,7 +249,7 @@ def record_refusal(action: str, **what) -> None:
         record(action, result=what.pop("result", DENIED), **what)
         return
     result = what.pop("result", DENIED)
-    ctx.refusals.append(
+    ctx.kept.append(
         _row(
             action,
             result,
@@ -272,11 +275,11 @@ def refusal_on_repository(action: str, repo: Repository, reference: str | None, 
     )
 
 
-def pending_refusals() -> list[dict]:
+def pending_kept() -> list[dict]:
     ctx = _CONTEXT.get()
     if ctx is None:
         return []
-    rows, ctx.refusals = ctx.refusals, []
+    rows, ctx.kept = ctx.kept, []
     return rows
 
 
@@ -311,7 +314,12 @@ def login_succeeded(principal: Principal, method: str) -> None:
         if _LOGGED_IN.get(key):
             return
         _LOGGED_IN.put(key, True)
-    record("login", org=_robot_org(principal), details={"method": method})
+    ctx = _CONTEXT.get()
+    if ctx is None:
+        record("login", org=_robot_org(principal), details={"method": method})
+        return
+    details = {"method": method}
+    ctx.kept.append(_row("login", OK, actor, _robot_org(principal), None, None, None, details))
 
 
 def login_failed(account: str | None, method: str, reason: str = "invalid credentials") -> None:

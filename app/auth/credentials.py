@@ -178,15 +178,16 @@ def login(username: str, password: str) -> Principal:
 
 def init_audit(app: Flask) -> None:
     """Every request starts its audit context from the client's address (ProxyFix has made it
-    the client's); refusals it recorded are written once its own transaction has ended."""
+    the client's); refusals and logins it recorded are written once its own transaction has
+    ended (`audit.pending_kept`)."""
 
     @app.before_request
     def _begin_audit() -> None:
         audit.begin(request.remote_addr)
 
     @app.teardown_request
-    def _write_refusals(_exc) -> None:
-        rows = audit.pending_refusals()
+    def _write_kept(_exc) -> None:
+        rows = audit.pending_kept()
         audit.end()
         if not rows:
             return
@@ -196,7 +197,7 @@ def init_audit(app: Flask) -> None:
             db.session.commit()
         except SQLAlchemyError:
             db.session.rollback()
-            current_app.logger.warning("could not keep %d audit refusal(s)", len(rows))
+            current_app.logger.warning("could not keep %d audit event(s)", len(rows))
 
 
 # Blueprint name -> the principal its cookie session proves (anonymous without one).

@@ -5,19 +5,17 @@ handler (1, 2, 5, 10 ... 100 ms, not woken when the lock is freed), so with seve
 workers all pushing, most of a write transaction's time was sleeping past the moment it could
 have run. Here the first write statement of a transaction first takes two locks, held until the
 transaction ends: one shared by the process's connections to that database (its threads hand the
-write lock to each other at once), then an exclusive `flock` on a file beside the database (the
-workers and any other process on the host do the same). The kernel frees a dead process's
-`flock`, so a crashed worker leaves nothing held.
+write lock to each other at once), then an exclusive `flock` on a file beside the database
+(`app/models/writer_file.py`: the workers, and any other process of this code on the host, do
+the same).
 
-An optimisation only: SQLite's own locking keeps the data right. A thread that cannot get the
-process lock in time (it already holds it through another connection, say), a database that is
-not a file, or a lock file that cannot be opened: the writer goes on without the lock and meets
-SQLite's busy handler as before.
+An optimisation only: SQLite's own locking keeps the data right. A thread that cannot get a lock
+within 30 s (SQLite's own busy timeout), a database that is not a file, or a lock file that
+cannot be used: the writer goes on without the lock and meets SQLite's busy handler as before.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
@@ -26,24 +24,28 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from app.models.connection_scope import is_read, on_transaction_end
-
-try:
-    import fcntl
-except ImportError:  # not POSIX: the process lock alone
-    fcntl = None  # type: ignore[assignment]
+from app.models.writer_file import WriterFile, is_passing
 
 log = logging.getLogger(__name__)
 
-_HELD = "cargohold.sqlite_write_lock"
+_HELD = "cargohold.sqlite_write_lock"  # the process lock, or None: tried and not got
 _FILE_HELD = "cargohold.sqlite_write_file"
-WAIT_SECONDS = 30.0  # as long as SQLite's own busy timeout
+WAIT_SECONDS = 30.0
 LOCK_SUFFIX = "-writer"
 
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
-# One descriptor per process and database: a descriptor inherited across fork shares its lock
-# with the parent, so each process opens its own. None: the file could not be opened.
-_files: dict[tuple[int, str], int | None] = {}
+# One per process and database: a descriptor inherited across fork shares its lock with the
+# parent, so each process opens its own. None: the file cannot be used.
+_files: dict[tuple[int, str], WriterFile | None] = {}
+
+
+def lock_path(conn: Connection) -> str | None:
+    """The lock file beside the database; None for a database that is no file on disk."""
+    database = conn.engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return os.path.realpath(database) + LOCK_SUFFIX
 
 
 def _lock_for(conn: Connection) -> threading.Lock:
@@ -55,38 +57,20 @@ def _lock_for(conn: Connection) -> threading.Lock:
     return lock
 
 
-def lock_path(conn: Connection) -> str | None:
-    """The lock file beside the database; None for a database that is no file on disk."""
-    database = conn.engine.url.database
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    return os.path.abspath(database) + LOCK_SUFFIX
-
-
-def _file_for(conn: Connection) -> int | None:
+def _file_for(conn: Connection) -> WriterFile | None:
     path = lock_path(conn)
-    if fcntl is None or path is None:
+    if path is None:
         return None
     key = (os.getpid(), path)
     if key not in _files:
         try:
-            _files[key] = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            _files[key] = WriterFile.open(path)
         except OSError as exc:
             log.warning("no lock file for SQLite writers at %s (%s): busy handler only", path, exc)
+            if is_passing(exc):
+                return None
             _files[key] = None
     return _files[key]
-
-
-def _lock_file(fd: int) -> bool:
-    """Block until the file lock is ours. Unbounded, unlike the process lock, and safe so: its
-    holder is a transaction that waits only for SQLite (its busy timeout bounds that) and for
-    its own work. Polling with a deadline instead measured 8-10 % fewer pushes a second."""
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-    except OSError as exc:
-        log.warning("SQLite writers' lock file refused a lock (%s): busy handler only", exc)
-        return False
-    return True
 
 
 @event.listens_for(Engine, "before_cursor_execute")
@@ -95,20 +79,19 @@ def _before_statement(conn: Connection, _cursor, statement: str, *_args) -> None
         return
     lock = _lock_for(conn)
     if not lock.acquire(timeout=WAIT_SECONDS):
+        conn.info[_HELD] = None  # not again at every statement of this transaction
         return
     conn.info[_HELD] = lock
-    fd = _file_for(conn)
-    if fd is not None and _lock_file(fd):
-        conn.info[_FILE_HELD] = fd
+    writer_file = _file_for(conn)
+    if writer_file is not None and writer_file.acquire(WAIT_SECONDS):
+        conn.info[_FILE_HELD] = writer_file
 
 
 @on_transaction_end
 def _release(info: dict) -> None:
-    fd = info.pop(_FILE_HELD, None)
-    if fd is not None:
-        # Closed under us (OSError): the kernel dropped the lock with it.
-        with contextlib.suppress(OSError):
-            fcntl.flock(fd, fcntl.LOCK_UN)
+    writer_file = info.pop(_FILE_HELD, None)
+    if writer_file is not None:
+        writer_file.release()
     lock = info.pop(_HELD, None)
     if lock is not None:
         lock.release()

@@ -16,7 +16,7 @@ from app.models import Repository, Upload, db
 from app.models.base import utcnow
 from app.registry import blobs, gc
 from app.registry.errors import RegistryError
-from app.storage import BlobStore
+from app.storage import BlobStore, Chunk
 
 
 class _HashCache:
@@ -82,11 +82,12 @@ def size_of(store: BlobStore, upload: Upload) -> int:
 def append(
     store: BlobStore,
     upload: Upload,
-    chunks: Iterable[bytes],
+    chunks: Iterable[Chunk],
     first: int | None = None,
     length: int | None = None,
 ) -> int:
-    """Append a chunk; `first` is its Content-Range start, which must be where we are."""
+    """Append a chunk; `first` is its Content-Range start, which must be where we are. The
+    pieces may be views of one buffer refilled for the next (`BlobStore.upload_append`)."""
     offset = size_of(store, upload)
     if first is not None and first != offset:
         raise RegistryError(
@@ -167,7 +168,7 @@ def forget_refused(upload_id: str, digest: str, size: int) -> None:
 
 
 def ingest(
-    store: BlobStore, repo: Repository, principal: Principal, chunks: Iterable[bytes], digest: str
+    store: BlobStore, repo: Repository, principal: Principal, chunks: Iterable[Chunk], digest: str
 ) -> int:
     """A whole blob in one call, as a monolithic push: one session, hashed as it streams, then
     verified and moved into place by `finish`. For content that arrives whole, such as a Python
