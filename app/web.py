@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from flask import Flask, Response, current_app, jsonify, request, send_file
 
 from app import limits
+from app.access import audit
 from app.digests import CHUNK
 from app.errors import (
     Conflict,
@@ -135,11 +136,13 @@ def send_blob(
 
 def unit_of_work_per_request(app: Flask) -> None:
     """Every view is one transaction: committed when the view returns its response (before a
-    streamed body is sent, so nothing is held open while a client reads), rolled back when it
-    raises, whatever the error. A commit that fails is an error of the view, so the blueprint's
-    mapper answers it (an outage is a 503). Handlers commit early only where a record must
-    outlive the refusal that follows (failed-login counts, an upload cancelled on a digest
-    mismatch): those places say so."""
+    streamed body is sent, so nothing is held open while a client reads), with the request's
+    successful logins (`audit.write_logins`), rolled back when it raises, whatever the error.
+    A commit that fails is an error of the view, so the blueprint's mapper answers it (an
+    outage is a 503). Handlers commit early only where a record must outlive the refusal that
+    follows (failed-login counts, an upload cancelled on a digest mismatch) or must not hold
+    SQLite's write lock for the rest of the request (a correct login clearing a count): those
+    places say so."""
     for endpoint, view in list(app.view_functions.items()):
         app.view_functions[endpoint] = _transactional(view)
 
@@ -149,6 +152,7 @@ def _transactional(view):
     def run(*args, **kwargs):
         try:
             response = view(*args, **kwargs)
+            audit.write_logins()
             db.session.commit()
         except BaseException:
             db.session.rollback()

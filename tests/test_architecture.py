@@ -22,8 +22,9 @@ from app.models import Organisation, db
 APP = Path(__file__).resolve().parent.parent / "app"
 
 LEAVES = ("app.errors", "app.digests", "app.config", "app.caching", "app.filemodes", "app.limits")
-# The HTTP server's own pieces (gunicorn's worker, log filters): they see settings, not the app.
-SERVER = ("app.http_worker", "app.logfilters")
+# The HTTP server's own pieces (gunicorn's worker, its request bodies, log filters): they see
+# settings and each other, not the app.
+SERVER = ("app.http_worker", "app.http_body", "app.logfilters")
 PORTS = ("app.storage", "app.identity", "app.models")
 CORE = ("app.registry", "app.access")
 HTTP = ("app.web", "app.gate", "app.auth.credentials", "app.auth.tokens", "app.ops.metrics")
@@ -44,8 +45,10 @@ def allowed_targets(module: str) -> tuple[str, ...] | None:
     if _within(module, ("app.ops",)) and module != "app.ops.metrics":
         # Observability wraps every blueprint (route names, request ids, probes of every backend).
         return None
-    if _within(module, LEAVES + SERVER):
+    if _within(module, LEAVES):
         return LEAVES
+    if _within(module, SERVER):
+        return LEAVES + SERVER
     if _within(module, PORTS):
         return LEAVES + PORTS
     if _within(module, ("app.access",)):

@@ -3,10 +3,11 @@
 Core functions call `record` beside the change they make: the event joins the same unit of
 work, so it is committed with the change or rolled back with it, at the cost of one insert.
 Refusals that roll their request back and must still be kept (a throttled login, a protected
-tag) go through `record_refusal`, and a successful login is kept the same way: the HTTP layer
-writes them once the request's own transaction has ended (`pending_kept`). A login is recorded
-as its request starts, and an insert then would hold SQLite's one write lock for all the
-request's work (a whole upload's body, for a client that sends Basic credentials).
+tag) go through `record_refusal`: the HTTP layer writes them once the request's own
+transaction has ended (`pending_refusals`). A successful login is recorded as its request
+starts, when an insert would hold SQLite's one write lock for all the request's work (a whole
+upload's body, for a client that sends Basic credentials): it waits in the request's context
+until the view is done, and `write_logins` adds it just before the request commits.
 
 Who acted comes from the request's context, set by the HTTP layer (`begin`, `identify`,
 `note_ci`); outside a request (the garbage collector, a command line) the actor is the system,
@@ -79,8 +80,8 @@ COLLECTOR = Actor("system", "gc")
 @dataclass
 class _Context:
     actor: Actor
-    # Written once the request's own transaction has ended, whatever became of it.
-    kept: list[dict] = field(default_factory=list)
+    refusals: list[dict] = field(default_factory=list)
+    logins: list[dict] = field(default_factory=list)
 
 
 _CONTEXT: contextvars.ContextVar[_Context | None] = contextvars.ContextVar(
@@ -249,7 +250,7 @@ def record_refusal(action: str, **what) -> None:
         record(action, result=what.pop("result", DENIED), **what)
         return
     result = what.pop("result", DENIED)
-    ctx.kept.append(
+    ctx.refusals.append(
         _row(
             action,
             result,
@@ -275,11 +276,11 @@ def refusal_on_repository(action: str, repo: Repository, reference: str | None, 
     )
 
 
-def pending_kept() -> list[dict]:
+def pending_refusals() -> list[dict]:
     ctx = _CONTEXT.get()
     if ctx is None:
         return []
-    rows, ctx.kept = ctx.kept, []
+    rows, ctx.refusals = ctx.refusals, []
     return rows
 
 
@@ -319,7 +320,16 @@ def login_succeeded(principal: Principal, method: str) -> None:
         record("login", org=_robot_org(principal), details={"method": method})
         return
     details = {"method": method}
-    ctx.kept.append(_row("login", OK, actor, _robot_org(principal), None, None, None, details))
+    ctx.logins.append(_row("login", OK, actor, _robot_org(principal), None, None, None, details))
+
+
+def write_logins() -> None:
+    """The request's successful logins, into its transaction just before it commits: they
+    commit or roll back with it, as every other event of the request does."""
+    ctx = _CONTEXT.get()
+    if ctx is not None and ctx.logins:
+        rows, ctx.logins = ctx.logins, []
+        write_many(rows)
 
 
 def login_failed(account: str | None, method: str, reason: str = "invalid credentials") -> None:

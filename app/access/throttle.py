@@ -108,11 +108,13 @@ def failed(account: str | None, address: str | None) -> None:
                 row.failures += 1
 
 
-def succeeded(account: str | None, before: Standing | None = None) -> None:
-    """A correct login clears the account's count: a write only when there is one (on SQLite a
-    write waits for the database's one writer), known from the `standing` read before the
-    check when the caller has it."""
+def succeeded(account: str | None, before: Standing | None = None) -> bool:
+    """A correct login clears the account's count; whether it wrote. A write only when there is
+    a count (on SQLite a write waits for the database's one writer), known from the `standing`
+    read before the check when the caller has it: failures others recorded meanwhile stay."""
     if before is None:
         before = standing(account, None)
-    if before.has_count(account):
-        db.session.execute(delete(LoginThrottle).where(LoginThrottle.key == account))
+    if not before.has_count(account):
+        return False
+    db.session.execute(delete(LoginThrottle).where(LoginThrottle.key == account))
+    return True

@@ -171,23 +171,25 @@ def login(username: str, password: str) -> Principal:
     if principal is None:
         record_failed_login(account, address, username)
         raise Unauthenticated("invalid username or password")
-    throttle.succeeded(account, before)
+    if throttle.succeeded(account, before):
+        # A commit point of its own, as a failed login's count has: the delete would otherwise
+        # hold SQLite's one write lock for the whole request (an upload's body, say).
+        db.session.commit()
     audit.login_succeeded(principal, login_method())
     return principal
 
 
 def init_audit(app: Flask) -> None:
     """Every request starts its audit context from the client's address (ProxyFix has made it
-    the client's); refusals and logins it recorded are written once its own transaction has
-    ended (`audit.pending_kept`)."""
+    the client's); refusals it recorded are written once its own transaction has ended."""
 
     @app.before_request
     def _begin_audit() -> None:
         audit.begin(request.remote_addr)
 
     @app.teardown_request
-    def _write_kept(_exc) -> None:
-        rows = audit.pending_kept()
+    def _write_refusals(_exc) -> None:
+        rows = audit.pending_refusals()
         audit.end()
         if not rows:
             return
@@ -197,7 +199,7 @@ def init_audit(app: Flask) -> None:
             db.session.commit()
         except SQLAlchemyError:
             db.session.rollback()
-            current_app.logger.warning("could not keep %d audit event(s)", len(rows))
+            current_app.logger.warning("could not keep %d audit refusal(s)", len(rows))
 
 
 # Blueprint name -> the principal its cookie session proves (anonymous without one).

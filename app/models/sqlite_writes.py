@@ -38,14 +38,19 @@ _locks_guard = threading.Lock()
 # One per process and database: a descriptor inherited across fork shares its lock with the
 # parent, so each process opens its own. None: the file cannot be used.
 _files: dict[tuple[int, str], WriterFile | None] = {}
+_paths: dict[str, str | None] = {}  # by engine URL, resolved once
 
 
 def lock_path(conn: Connection) -> str | None:
     """The lock file beside the database; None for a database that is no file on disk."""
-    database = conn.engine.url.database
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    return os.path.realpath(database) + LOCK_SUFFIX
+    url = str(conn.engine.url)
+    if url not in _paths:
+        database = conn.engine.url.database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            _paths[url] = None
+        else:
+            _paths[url] = os.path.realpath(database) + LOCK_SUFFIX
+    return _paths[url]
 
 
 def _lock_for(conn: Connection) -> threading.Lock:
