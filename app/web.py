@@ -140,9 +140,8 @@ def unit_of_work_per_request(app: Flask) -> None:
     successful logins (`audit.write_logins`), rolled back when it raises, whatever the error.
     A commit that fails is an error of the view, so the blueprint's mapper answers it (an
     outage is a 503). Handlers commit early only where a record must outlive the refusal that
-    follows (failed-login counts, an upload cancelled on a digest mismatch) or must not hold
-    SQLite's write lock for the rest of the request (a correct login clearing a count): those
-    places say so."""
+    follows (failed-login counts, an upload cancelled on a digest mismatch) or before a
+    client streams a body (no write lock held while it sends): those places say so."""
     for endpoint, view in list(app.view_functions.items()):
         app.view_functions[endpoint] = _transactional(view)
 

@@ -227,10 +227,16 @@ def on_repository(
     _on_repository_named(action, repo.name, reference, details, result)
 
 
+def _tenant_of(repository: str) -> tuple[str, str]:
+    """The organisation and registry of a repository: the first two parts of its name."""
+    org, registry, _ = (repository.split("/", 2) + ["", ""])[:3]
+    return org, registry
+
+
 def _on_repository_named(
     action: str, name: str, reference: str | None, details: dict | None, result: str = OK
 ) -> None:
-    org, registry, _ = (name.split("/", 2) + ["", ""])[:3]
+    org, registry = _tenant_of(name)
     record(
         action,
         result=result,
@@ -265,7 +271,7 @@ def record_refusal(action: str, **what) -> None:
 
 
 def refusal_on_repository(action: str, repo: Repository, reference: str | None, why: str):
-    org, registry, _ = (repo.name.split("/", 2) + ["", ""])[:3]
+    org, registry = _tenant_of(repo.name)
     record_refusal(
         action,
         org=org,

@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, delete, select
 
 from app.access import access_tokens
 from app.models import LoginThrottle, db
-from app.models.base import flush_pending, utcnow
+from app.models.base import execute_flushed, utcnow
 
 
 @dataclass(frozen=True)
@@ -72,11 +72,8 @@ def standing(account: str | None, address: str | None) -> Standing:
     keys = _keys(account, address)
     if not keys:
         return Standing(None, frozenset())
-    flush_pending()
-    counts = {
-        key: (failures, start)
-        for key, failures, start in db.session.execute(_COUNTS, {"keys": [k for k, _ in keys]})
-    }
+    rows = execute_flushed(_COUNTS, {"keys": [k for k, _ in keys]})
+    counts = {key: (failures, start) for key, failures, start in rows}
     now, window = utcnow(), limits().window
     for key, limit in keys:
         if key not in counts:
@@ -108,13 +105,11 @@ def failed(account: str | None, address: str | None) -> None:
                 row.failures += 1
 
 
-def succeeded(account: str | None, before: Standing | None = None) -> bool:
-    """A correct login clears the account's count; whether it wrote. A write only when there is
-    a count (on SQLite a write waits for the database's one writer), known from the `standing`
-    read before the check when the caller has it: failures others recorded meanwhile stay."""
+def succeeded(account: str | None, before: Standing | None = None) -> None:
+    """A correct login clears the account's count: a write only when there is one (on SQLite a
+    write waits for the database's one writer), known from the `standing` read before the
+    check when the caller has it: failures others recorded meanwhile stay."""
     if before is None:
         before = standing(account, None)
-    if not before.has_count(account):
-        return False
-    db.session.execute(delete(LoginThrottle).where(LoginThrottle.key == account))
-    return True
+    if before.has_count(account):
+        db.session.execute(delete(LoginThrottle).where(LoginThrottle.key == account))

@@ -171,10 +171,7 @@ def login(username: str, password: str) -> Principal:
     if principal is None:
         record_failed_login(account, address, username)
         raise Unauthenticated("invalid username or password")
-    if throttle.succeeded(account, before):
-        # A commit point of its own, as a failed login's count has: the delete would otherwise
-        # hold SQLite's one write lock for the whole request (an upload's body, say).
-        db.session.commit()
+    throttle.succeeded(account, before)
     audit.login_succeeded(principal, login_method())
     return principal
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
@@ -34,3 +35,10 @@ def flush_pending() -> None:
     session = db.session()
     if session.autoflush and (session.new or session.dirty or session.deleted):
         session.flush()
+
+
+def execute_flushed(statement: Any, params: Any = None) -> Any:
+    """Run a statement built on a table (past the ORM) as the ORM would run its own: what the
+    session holds is flushed first."""
+    flush_pending()
+    return db.session.execute(statement, params)

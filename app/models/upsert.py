@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 
-from app.models.base import db, flush_pending
+from app.models.base import db, execute_flushed
 
 # (key, dialect) -> the statement: built once, since building and keying a statement costs as
 # much as running it.
@@ -19,7 +19,7 @@ def built_insert(key: Hashable, build: Callable[[Callable], Any]) -> Any:
     """An INSERT of the session's dialect with ON CONFLICT clauses of one's own: `build(insert)`
     (`insert` being the dialect's) makes it once per key and dialect, with bound parameters.
     Built on a table, not an entity: the ORM's DML path would rebuild and re-key it on every
-    execution. Run it after `flush_pending()`, as the ORM's statement would have flushed."""
+    execution. Run it with `execute_flushed`, as the ORM's statement would have flushed."""
     dialect = db.session.get_bind().dialect.name
     stmt = _BUILT.get((key, dialect))
     if stmt is None:
@@ -44,11 +44,9 @@ def _built(kind: str, model, conflict: list[str], update: list[str], columns: li
 def insert_ignore(model, conflict: list[str], **values) -> int:
     """Insert unless the row exists; returns how many rows were inserted (0 or 1)."""
     stmt = _built("ignore", model, conflict, [], list(values))
-    flush_pending()
-    return db.session.execute(stmt, values).rowcount
+    return execute_flushed(stmt, values).rowcount
 
 
 def upsert(model, conflict: list[str], update: list[str], **values) -> None:
     stmt = _built("upsert", model, conflict, update, list(values))
-    flush_pending()
-    db.session.execute(stmt, values)
+    execute_flushed(stmt, values)

@@ -53,7 +53,10 @@ def _api_version(resp: Response) -> Response:
 
 def _body_chunks() -> Iterator[memoryview]:
     """The request body in pieces of up to CHUNK bytes, each received into the same buffer
-    (app/http_body.py): the store writes a piece before it takes the next."""
+    (app/http_body.py): the store writes a piece before it takes the next. What the request
+    wrote so far is committed first: no write transaction (on SQLite, the database's one write
+    lock) may stay open while a client streams a body at its own pace."""
+    db.session.commit()
     stream = request.stream
     buffer = memoryview(bytearray(CHUNK))
     while filled := stream.readinto(buffer):
@@ -315,9 +318,6 @@ def start_upload(name: RepoName):
     upload = uploads.start(store, repo, caller.principal)
     if digest := request.args.get("digest"):
         blobs.check_digest(digest)
-        # A commit point: no write transaction (on SQLite, the database's one write lock) may
-        # stay open while a client streams a body at its own pace.
-        db.session.commit()
         uploads.append(store, upload, _body_chunks(), length=request.content_length)
         _finish(repo, upload, digest)
         return _created(name, digest)

@@ -19,7 +19,7 @@ from app.access.policy import find_registry
 from app.auth.credentials import current_caller
 from app.errors import CoreError, Denied
 from app.gate import LATER, Target, kind, require, requires
-from app.models import PythonFile
+from app.models import PythonFile, db
 from app.pypi import cli, provenance, publish, simple
 from app.pypi.errors import bad_request, not_found
 from app.pypi.form import read_upload
@@ -129,6 +129,10 @@ def upload(org: str, registry: str):
     caller = current_caller()
     tmp = current_app.extensions["cargohold.settings"].data_dir / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
+    # A commit point: no write transaction (on SQLite, the database's one write lock) may stay
+    # open while a client streams a body at its own pace (a token's last use, a login's
+    # cleared count).
+    db.session.commit()
     # Spooled beside the blob store, on disk, and gone when closed whatever happens.
     with tempfile.TemporaryFile(dir=tmp, prefix="pypi-") as spool:
         form = read_upload(

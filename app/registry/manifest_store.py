@@ -85,9 +85,10 @@ def locate(name: RepoName, reference: str) -> Located:
         raise RegistryError("NAME_UNKNOWN", f"repository {name.full!r} is not known")
     if by_digest:
         blobs.check_digest(reference)  # after the repository, as the two reads were before
-    if row[3] is None:
+    found = Located(*row)
+    if found.manifest_id is None:
         raise RegistryError("MANIFEST_UNKNOWN", f"manifest {reference!r} is not known")
-    return Located(*row)
+    return found
 
 
 def find(repo: Repository, reference: str) -> Manifest:

@@ -44,7 +44,7 @@ from app.models import (
     Repository,
     db,
 )
-from app.models.base import flush_pending, utcnow
+from app.models.base import execute_flushed, utcnow
 from app.models.upsert import built_insert, insert_ignore
 from app.registry.errors import RegistryError
 
@@ -165,12 +165,9 @@ def _name(kind: str, owner_id: int) -> str:
 def charge(repo: Repository, digest: str, size: int) -> None:
     """A link or manifest row naming `digest` was just written in `repo`: count it, and refuse
     it (QuotaExceeded) when it is new to a scope that it takes past its limit."""
-    scopes = _scope_ids(repo.registry_id)
-    if scopes:
-        flush_pending()
-    for scope_id, kind, owner_id in scopes:
+    for scope_id, kind, owner_id in _scope_ids(repo.registry_id):
         params = {"q_scope": scope_id, "q_digest": digest, "q_size": size}
-        if db.session.execute(_counted(), params).scalar_one() != 1:
+        if execute_flushed(_counted(), params).scalar_one() != 1:
             continue  # the scope holds it already
         used, limit = db.session.execute(_GROWN, {**params, "q_now": utcnow()}).one()
         if limit is not None and used > limit:
