@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import select, text, update
+import pytest
+from sqlalchemy import inspect, select, text, update
 
 from app.access import decisions
 from app.models import PolicyStamp, Registry, db
+from app.models.policy_stamp import WATCHED_TABLES
 
 
 def _committed_stamp() -> int:
@@ -48,6 +50,75 @@ def test_a_write_in_the_transaction_makes_the_stamp_read_again(inprocess_app):
         db.session.rollback()
         assert decisions.current_stamp() == before  # the rolled-back stamps never come back
         db.session.remove()
+
+
+def test_a_write_no_trigger_watches_keeps_the_stamp_and_a_delete_does_not(inprocess_app):
+    with inprocess_app.app_context():
+        kept = decisions.current_stamp()
+        # Behind this transaction's back: only a read would see it.
+        with db.engine.begin() as conn:
+            conn.execute(text("UPDATE policy_stamp SET stamp = stamp + 5 WHERE id = 1"))
+        db.session.execute(text("UPDATE blobs SET size = size WHERE digest = 'none'"))
+        db.session.execute(text("INSERT INTO tags(repository_id, name) SELECT 0, 'x' WHERE 1 = 0"))
+        assert decisions.current_stamp() == kept
+        # A delete may cascade into a table a trigger watches: the stamp is read again.
+        db.session.execute(text("DELETE FROM blobs WHERE digest = 'none'"))
+        assert decisions.current_stamp() != kept
+        db.session.rollback()
+        db.session.remove()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE registries SET public = 1",
+        'UPDATE "users" SET email = 1',
+        "INSERT INTO access_tokens (id) VALUES (1)",
+        "INSERT INTO memberships(user_id) VALUES (1)",
+        "insert into public.registry_grants (id) values (1)",
+        'INSERT INTO "public"."users" (id) VALUES (1)',
+        "UPDATE OR IGNORE users SET email = 1",
+        "UPDATE ONLY users SET email = 1",
+        "UPDATE policy_stamp SET stamp = 2",
+        "DELETE FROM blob_links",
+        "INSERT OR REPLACE INTO blobs (digest) VALUES ('x')",
+        "WITH x AS (SELECT 1) INSERT INTO blobs SELECT * FROM x",
+        "CREATE TABLE t (id int)",
+        "",
+    ],
+)
+def test_statements_that_may_move_the_stamp(statement):
+    assert decisions.may_move_stamp(statement)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SELECT stamp FROM policy_stamp",
+        "INSERT INTO blob_links (repository_id) VALUES (1)",
+        "UPDATE manifests SET digest=manifests.digest WHERE id = 1",
+        "INSERT INTO audit_events (at) VALUES (?)",
+        " update quota_scopes set used_bytes = 1",
+    ],
+)
+def test_statements_that_cannot_move_the_stamp(statement):
+    assert not decisions.may_move_stamp(statement)
+
+
+def test_only_watched_tables_have_triggers_and_no_key_cascades_on_update(inprocess_app):
+    # What `may_move_stamp` rests on: an INSERT or UPDATE of another table cannot reach the stamp.
+    with inprocess_app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            query = "SELECT DISTINCT event_object_table FROM information_schema.triggers"
+        else:
+            query = "SELECT DISTINCT tbl_name FROM sqlite_master WHERE type = 'trigger'"
+        with db.engine.connect() as conn:
+            triggered = set(conn.execute(text(query)).scalars())
+        assert triggered and triggered <= set(WATCHED_TABLES)
+        inspector = inspect(db.engine)
+        for table in inspector.get_table_names():
+            for key in inspector.get_foreign_keys(table):
+                assert (key.get("options") or {}).get("onupdate") in (None, "NO ACTION")
 
 
 def test_a_pooled_connection_never_carries_a_stamp_into_another_transaction(inprocess_app):

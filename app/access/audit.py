@@ -227,6 +227,18 @@ def on_repository(
     _on_repository_named(action, repo.name, reference, details, result)
 
 
+def on_repository_many(
+    repo: Repository, events: Iterable[tuple[str, str | None, dict | None]]
+) -> None:
+    """Several events about one repository, (action, reference, details), in one call."""
+    org, registry = _tenant_of(repo.name)
+    actor = current()
+    write_many(
+        _row(action, OK, actor, org, registry, repo.name, reference, details)
+        for action, reference, details in events
+    )
+
+
 def _tenant_of(repository: str) -> tuple[str, str]:
     """The organisation and registry of a repository: the first two parts of its name."""
     org, registry, _ = (repository.split("/", 2) + ["", ""])[:3]

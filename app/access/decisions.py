@@ -8,15 +8,16 @@ it unchanged may reuse a decision made under it, on any replica; one that finds 
 decides again. A decision computed inside a transaction that changed the policy is kept
 under that transaction's own stamp, which no committed state will ever carry if it rolls back.
 Reading the stamp is one primary-key lookup, made once per transaction: the value is kept on the
-database connection until the connection writes anything (a trigger may have moved it), ends its
-transaction or goes back to the pool. A registry made private is private for the very next
-request everywhere.
+database connection until the connection writes to a table a trigger watches (or deletes
+anything: a cascade may reach one), ends its transaction or goes back to the pool. A registry
+made private is private for the very next request everywhere.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Hashable
+from functools import lru_cache
 from typing import Generic, TypeVar
 from weakref import WeakKeyDictionary
 
@@ -62,9 +63,32 @@ def _forget(info: dict) -> None:
 
 @event.listens_for(Engine, "after_cursor_execute")
 def _after_statement(conn, _cursor, statement: str, *_args) -> None:
-    # Anything but a read may have fired a trigger; the stamp statement itself is a read.
-    if not is_read(statement):
+    if may_move_stamp(statement):
         _forget(conn.info)
+
+
+# The tables whose writes can move the stamp: the triggers' tables, and the stamp's own.
+_STAMP_TABLES = frozenset((*WATCHED_TABLES, PolicyStamp.__tablename__))
+
+
+@lru_cache(maxsize=1024)
+def may_move_stamp(statement: str) -> bool:
+    """True unless the statement is a read, or a plain INSERT or UPDATE of a table no stamp
+    trigger watches: a DELETE may cascade to a watched table, an INSERT or UPDATE cannot (no
+    foreign key cascades on update, and only watched tables have triggers: both checked by
+    tests/test_policy_stamp.py). A manifest push's writes (tags, manifests, references, quota
+    counts, audit events) keep the stamp read once."""
+    if is_read(statement):
+        return False
+    words = statement.split(None, 3)
+    verb = words[0].upper() if words else ""
+    if verb == "INSERT" and len(words) > 2 and words[1].upper() == "INTO":
+        table = words[2]
+    elif verb == "UPDATE" and len(words) > 1 and words[1].upper() not in ("OR", "ONLY"):
+        table = words[1]
+    else:
+        return True
+    return table.split("(")[0].rsplit(".", 1)[-1].strip('"').lower() in _STAMP_TABLES
 
 
 # Engine -> whether every watched table has its triggers, checked once per process and engine.

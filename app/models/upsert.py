@@ -28,16 +28,25 @@ def built_insert(key: Hashable, build: Callable[[Callable], Any]) -> Any:
     return stmt
 
 
-def _built(kind: str, model, conflict: list[str], update: list[str], columns: list[str]):
+def _built(
+    kind: str,
+    model,
+    conflict: list[str],
+    update: list[str],
+    columns: list[str],
+    returning: str | None = None,
+):
     def build(insert):
         stmt = insert(model.__table__).values({c: bindparam(c) for c in columns})
         if kind == "ignore":
-            return stmt.on_conflict_do_nothing(index_elements=conflict)
-        return stmt.on_conflict_do_update(
-            index_elements=conflict, set_={k: stmt.excluded[k] for k in update}
-        )
+            stmt = stmt.on_conflict_do_nothing(index_elements=conflict)
+        else:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=conflict, set_={k: stmt.excluded[k] for k in update}
+            )
+        return stmt if returning is None else stmt.returning(model.__table__.c[returning])
 
-    key = (kind, model, tuple(conflict), tuple(update), tuple(sorted(columns)))
+    key = (kind, model, tuple(conflict), tuple(update), tuple(sorted(columns)), returning)
     return built_insert(key, build)
 
 
@@ -45,6 +54,20 @@ def insert_ignore(model, conflict: list[str], **values) -> int:
     """Insert unless the row exists; returns how many rows were inserted (0 or 1)."""
     stmt = _built("ignore", model, conflict, [], list(values))
     return execute_flushed(stmt, values).rowcount
+
+
+def insert_ignore_returning(model, conflict: list[str], column: str, **values) -> Any:
+    """Insert unless the row exists; returns the new row's `column` (its id), None when the row
+    was there already."""
+    stmt = _built("ignore", model, conflict, [], list(values), column)
+    return execute_flushed(stmt, values).scalar_one_or_none()
+
+
+def insert_ignore_many(model, conflict: list[str], rows: list[dict]) -> None:
+    """`insert_ignore` of many rows of the same columns, in one call (one prepared statement,
+    run once per row)."""
+    if rows:
+        execute_flushed(_built("ignore", model, conflict, [], list(rows[0])), rows)
 
 
 def upsert(model, conflict: list[str], update: list[str], **values) -> None:

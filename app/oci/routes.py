@@ -172,7 +172,7 @@ def _read_manifest_body() -> bytes:
 def put_manifest(name: RepoName, reference: str):
     body = _read_manifest_body()
     repo = repositories.ensure(name)
-    manifest, parsed = manifest_store.put(
+    digest, parsed = manifest_store.put(
         _store(),
         repo,
         reference,
@@ -181,8 +181,8 @@ def put_manifest(name: RepoName, reference: str):
         request.args.getlist("tag"),
     )
     resp = Response(status=201)
-    resp.headers["Location"] = f"/v2/{name.full}/manifests/{manifest.digest}"
-    resp.headers["Docker-Content-Digest"] = manifest.digest
+    resp.headers["Location"] = f"/v2/{name.full}/manifests/{digest}"
+    resp.headers["Docker-Content-Digest"] = digest
     if parsed.subject:
         resp.headers["OCI-Subject"] = parsed.subject.digest
     # A push by digest with ?tag= parameters reports the tags it applied.

@@ -269,15 +269,15 @@ def _store_artifact(
     if len(body) > artifact.MAX_MANIFEST:
         raise bad_request("Invalid metadata: the core-metadata fields are too large")
     reference = artifact.tag_for(dist.filename) or digests.of_bytes(body)
-    manifest, _ = manifest_store.put(store, repo, reference, body, OCI_MANIFEST)
+    manifest_digest, _ = manifest_store.put(store, repo, reference, body, OCI_MANIFEST)
     provenance_sha256 = None
     if checked.attested is not None:
-        subject = (manifest.digest, len(body))
+        subject = (manifest_digest, len(body))
         verified = checked.attested[0]
         provenance_sha256 = provenance.store_referrer(
             store, repo, principal, subject, dist.filename, verified
         )
-    return meta_digest, manifest.digest, provenance_sha256
+    return meta_digest, manifest_digest, provenance_sha256
 
 
 def _index_row(

@@ -42,11 +42,15 @@ _POINTS_AT = select(Tag.manifest_id).where(
 )
 
 
-def guard_move(repo: Repository, tag: str, manifest_id: int) -> None:
-    """Refuse pointing an existing protected tag at another manifest. The tag is read here, just
-    before it is written: on PostgreSQL a push that waited on another's lock of an earlier tag
-    then sees what that push committed."""
-    current = db.session.execute(_POINTS_AT, {"repo": repo.id, "tag": tag}).scalar_one_or_none()
+def points_at(repo: Repository, tag: str) -> int | None:
+    """The id of the manifest a tag points at now."""
+    return db.session.execute(_POINTS_AT, {"repo": repo.id, "tag": tag}).scalar_one_or_none()
+
+
+def guard_move(repo: Repository, tag: str, manifest_id: int, current: int | None) -> None:
+    """Refuse pointing an existing protected tag (now at `current`) at another manifest. The
+    caller reads `current` just before it writes the tag: on PostgreSQL a push that waited on
+    another's lock of an earlier tag then sees what that push committed."""
     if current is None or current == manifest_id:
         return
     if (pattern := rule_for(repo.registry_id, tag)) is not None:

@@ -10,9 +10,13 @@ from sqlalchemy import and_, bindparam, delete, or_, select, update
 from app import digests
 from app.access import audit
 from app.models import Blob, Manifest, ManifestReference, Repository, Tag, db
-from app.models.base import utcnow
+from app.models.base import execute_flushed, utcnow
 from app.models.ordering import bytewise
-from app.models.upsert import insert_ignore, upsert
+from app.models.upsert import (
+    insert_ignore_many,
+    insert_ignore_returning,
+    upsert,
+)
 from app.registry import blobs, gc, immutability, manifests, quotas
 from app.registry.errors import RegistryError
 from app.registry.names import RepoName, check_tag
@@ -139,16 +143,14 @@ def _check_references(repo: Repository, parsed: manifests.ParsedManifest) -> Non
                 )
 
 
-def _record_references(manifest: Manifest, parsed: manifests.ParsedManifest) -> None:
+def _record_references(manifest_id: int, parsed: manifests.ParsedManifest) -> None:
     """What this manifest keeps alive, for the collector's indexed "still referenced?"."""
     named = {d.digest for d in parsed.blobs if not manifests.is_foreign(d)}
     named |= {d.digest for d in parsed.children}
     if parsed.subject is not None:
         named.add(parsed.subject.digest)
-    for digest in sorted(named):
-        insert_ignore(
-            ManifestReference, ["manifest_id", "digest"], manifest_id=manifest.id, digest=digest
-        )
+    rows = [{"manifest_id": manifest_id, "digest": digest} for digest in sorted(named)]
+    insert_ignore_many(ManifestReference, ["manifest_id", "digest"], rows)
 
 
 def index_references(store: BlobStore, batch: int = 500) -> int:
@@ -167,7 +169,7 @@ def index_references(store: BlobStore, batch: int = 500) -> int:
         for manifest in rows:
             with store.open(manifest.digest) as f:
                 body = f.read(manifest.size + 1)
-            _record_references(manifest, manifests.parse(body, manifest.media_type))
+            _record_references(manifest.id, manifests.parse(body, manifest.media_type))
             indexed += 1
         last = rows[-1].id
         db.session.flush()
@@ -188,7 +190,8 @@ def put(
     body: bytes,
     content_type: str | None,
     extra_tags: Iterable[str] = (),
-) -> tuple[Manifest, manifests.ParsedManifest]:
+) -> tuple[str, manifests.ParsedManifest]:
+    """Store and tag a manifest; returns its digest and what it says."""
     parsed = manifests.parse(body, content_type)
     tags = [check_tag(t) for t in extra_tags]
     if digests.is_digest(reference):
@@ -201,40 +204,44 @@ def put(
         digest = parsed.digest
     # A manifest the repository already holds (a re-push, a new tag on it) is only tagged:
     # its content, blob row and references are in place.
-    manifest = _held(repo, digest)
-    if manifest is None:
-        manifest = _store_new(store, repo, digest, body, parsed)
+    manifest_id = _held(repo, digest)
+    if manifest_id is None:
+        manifest_id = _store_new(store, repo, digest, body, parsed)
+    tags = sorted(set(tags))
     before = _tagged(repo, tags)
     # One order for every writer: two pushes naming the same tags lock their rows alike
     # instead of deadlocking on PostgreSQL.
-    for tag in sorted(set(tags)):
-        immutability.guard_move(repo, tag, manifest.id)
+    for i, tag in enumerate(tags):
+        # The read above is the first tag's, made just before its write. A later tag is read
+        # again after the writes before it: on PostgreSQL one may have waited for another
+        # push of that tag, and the guard must see what that push committed.
+        current = before.get(tag, _UNTAGGED)[0] if i == 0 else immutability.points_at(repo, tag)
+        immutability.guard_move(repo, tag, manifest_id, current)
         upsert(
             Tag,
             ["repository_id", "name"],
             ["manifest_id", "updated_at", "pushed_by"],
             repository_id=repo.id,
             name=tag,
-            manifest_id=manifest.id,
+            manifest_id=manifest_id,
             updated_at=utcnow(),
             pushed_by=pusher(),
         )
-    _audit_push(repo, parsed, digest, sorted(set(tags)), before)
-    return manifest, parsed
+    _audit_push(repo, parsed, digest, tags, before)
+    return digest, parsed
 
 
-def _held(repo: Repository, digest: str) -> Manifest | None:
-    """The repository's row for this manifest, kept from a concurrent delete until the
-    transaction ends; None when the repository has none, or when the manifest or anything it
-    names is being deleted. The collector never marks content a manifest still names; a state
-    it did not make is left to the full path, which refuses it (MANIFEST_BLOB_UNKNOWN)."""
+def _held(repo: Repository, digest: str) -> int | None:
+    """The id of the repository's row for this manifest, kept from a concurrent delete until
+    the transaction ends; None when the repository has none, or when the manifest or anything
+    it names is being deleted. The collector never marks content a manifest still names; a
+    state it did not make is left to the full path, which refuses it (MANIFEST_BLOB_UNKNOWN)."""
     params = {"held_repository": repo.id, "held_digest": digest}
     if db.session.get_bind().dialect.name == "postgresql":
-        return db.session.execute(_HELD_SHARED, params).scalar_one_or_none()
-    # SQLite: a write first takes the database's one write lock, then the read sees every
-    # committed delete.
-    touched = db.session.execute(_TOUCH, params)
-    return db.session.execute(_HELD, params).scalar_one_or_none() if touched.rowcount else None
+        return execute_flushed(_HELD_SHARED, params).scalar_one_or_none()
+    # SQLite: the UPDATE takes the database's one write lock before its condition is read, so
+    # the condition sees every committed delete and mark.
+    return execute_flushed(_TOUCH_HELD, params).scalar_one_or_none()
 
 
 def _dead_content(manifest_id, digest):
@@ -257,25 +264,30 @@ _THIS_MANIFEST = (
     _M.c.repository_id == bindparam("held_repository"),
     _M.c.digest == bindparam("held_digest"),
 )
-# A Core UPDATE of the table: the ORM's would rebuild and re-key it on every push.
-_TOUCH = update(_M).where(*_THIS_MANIFEST).values(digest=_M.c.digest)
-_HELD = select(Manifest).where(
-    *_THIS_MANIFEST, ~_dead_content(Manifest.id, Manifest.digest).exists()
+_LIVE_CONTENT = ~_dead_content(_M.c.id, _M.c.digest).exists()
+# Core statements of the table: the ORM's would rebuild and re-key them on every push.
+_TOUCH_HELD = (
+    update(_M).where(*_THIS_MANIFEST, _LIVE_CONTENT).values(digest=_M.c.digest).returning(_M.c.id)
 )
-_HELD_SHARED = _HELD.with_for_update(read=True, of=Manifest)
+_HELD_SHARED = (
+    select(_M.c.id).where(*_THIS_MANIFEST, _LIVE_CONTENT).with_for_update(read=True, of=_M)
+)
+_MANIFEST_ID = select(_M.c.id).where(*_THIS_MANIFEST)
 
 
 def _store_new(
     store: BlobStore, repo: Repository, digest: str, body: bytes, parsed: manifests.ParsedManifest
-) -> Manifest:
+) -> int:
+    """The new manifest's row, object and references; returns the row's id."""
     # The manifest's own row first: it is this transaction's first write (SQLite's write lock),
     # so the checks below see every mark the collector has committed (see app.registry.gc).
     blobs.record(digest, len(body))
     _check_references(repo, parsed)
 
-    added = insert_ignore(
+    manifest_id = insert_ignore_returning(
         Manifest,
         ["repository_id", "digest"],
+        "id",
         repository_id=repo.id,
         digest=digest,
         media_type=parsed.media_type,
@@ -286,14 +298,18 @@ def _store_new(
         created_at=utcnow(),
         pushed_by=pusher(),
     )
-    if added:
+    if manifest_id is not None:
         # Refused past a quota before the object is written: a refusal leaves nothing behind.
         quotas.charge(repo, digest, len(body))
     # The row commits with the transaction, after the object is in the store.
     store.put(digest, body)
-    manifest = find(repo, digest)
-    _record_references(manifest, parsed)
-    return manifest
+    if manifest_id is None:  # another push stored it first: its row
+        params = {"held_repository": repo.id, "held_digest": digest}
+        manifest_id = db.session.execute(_MANIFEST_ID, params).scalar_one_or_none()
+    if manifest_id is None:  # deleted by another since (PostgreSQL)
+        raise RegistryError("MANIFEST_UNKNOWN", f"manifest {digest!r} is not known")
+    _record_references(manifest_id, parsed)
+    return manifest_id
 
 
 def pusher() -> str:
@@ -303,34 +319,36 @@ def pusher() -> str:
 
 
 _TAGGED = (
-    select(Tag.name, Manifest.digest)
-    .join(Manifest, Manifest.id == Tag.manifest_id)
-    .where(Tag.repository_id == bindparam("repository_id"))
-    .where(Tag.name.in_(bindparam("tags", expanding=True)))
+    select(_T.c.name, _T.c.manifest_id, _M.c.digest)
+    .join(_M, _M.c.id == _T.c.manifest_id)
+    .where(_T.c.repository_id == bindparam("repository_id"))
+    .where(_T.c.name.in_(bindparam("tags", expanding=True)))
 )
+_UNTAGGED = (None, None)
 
 
-def _tagged(repo: Repository, tags: list[str]) -> dict[str, str]:
-    """Where the tags point now (for the audit): tag -> manifest digest."""
+def _tagged(repo: Repository, tags: list[str]) -> dict[str, tuple[int, str]]:
+    """Where the tags point now: tag -> (manifest id, digest)."""
     if not tags:
         return {}
-    rows = db.session.execute(_TAGGED, {"repository_id": repo.id, "tags": sorted(set(tags))})
-    return {name: digest for name, digest in rows}
+    rows = db.session.execute(_TAGGED, {"repository_id": repo.id, "tags": tags})
+    return {name: (manifest_id, digest) for name, manifest_id, digest in rows}
 
 
-def _audit_push(repo, parsed, digest: str, tags: list[str], before: dict[str, str]) -> None:
+def _audit_push(repo, parsed, digest: str, tags: list[str], before: dict) -> None:
     details = {"media_type": parsed.media_type, "size": parsed.size, "tags": tags}
     if parsed.artifact_type:
         details["artifact_type"] = parsed.artifact_type
     if parsed.subject is not None:
         details["subject"] = parsed.subject.digest
-    audit.on_repository("manifest.push", repo, digest, details)
+    events = [("manifest.push", digest, details)]
     for tag in tags:
-        old = before.get(tag)
+        old = before.get(tag, _UNTAGGED)[1]
         if old is None:
-            audit.on_repository("tag.create", repo, tag, {"digest": digest})
+            events.append(("tag.create", tag, {"digest": digest}))
         elif old != digest:
-            audit.on_repository("tag.move", repo, tag, {"from": old, "to": digest})
+            events.append(("tag.move", tag, {"from": old, "to": digest}))
+    audit.on_repository_many(repo, events)
 
 
 def delete_reference(repo: Repository, reference: str) -> None:

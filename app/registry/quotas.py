@@ -15,9 +15,12 @@ overshot; SQLite has a single writer. Content already held by the scope adds not
 never refused, so pushing again what is stored always works, even over quota.
 
 Lock order, so no two writers wait for each other: a garbage-collection candidate's row, then
-blob rows, then a digest's `quota_contents` row, then the scopes' rows, registry before
-organisation. The collector, which holds blob rows while it drops links, takes scope rows only
-if no push holds them (`lock_scopes`), and otherwise looks at the candidate again shortly.
+blob rows, then a digest's `quota_contents` rows, then the scopes' rows, registry before
+organisation (a charge takes both content rows in one statement, then the scopes'; a release
+goes scope by scope, each content row before its scope's row: a charge and a release of one
+digest meet first at its registry content row). The collector, which holds blob rows while it
+drops links, takes scope rows only if no push holds them (`lock_scopes`), and otherwise looks
+at the candidate again shortly.
 """
 
 from __future__ import annotations
@@ -165,17 +168,21 @@ def _name(kind: str, owner_id: int) -> str:
 def charge(repo: Repository, digest: str, size: int) -> None:
     """A link or manifest row naming `digest` was just written in `repo`: count it, and refuse
     it (QuotaExceeded) when it is new to a scope that it takes past its limit."""
-    for scope_id, kind, owner_id in _scope_ids(repo.registry_id):
-        params = {"q_scope": scope_id, "q_digest": digest, "q_size": size}
-        if execute_flushed(_counted(), params).scalar_one() != 1:
+    scopes = _scope_ids(repo.registry_id)
+    params = {"q_digest": digest, "q_size": size}
+    params.update((f"q_scope{i}", scope_id) for i, (scope_id, _, _) in enumerate(scopes))
+    refs = dict(execute_flushed(_counted(len(scopes)), params).all())
+    for scope_id, kind, owner_id in scopes:
+        if refs[scope_id] != 1:
             continue  # the scope holds it already
-        used, limit = db.session.execute(_GROWN, {**params, "q_now": utcnow()}).one()
+        grown = {"q_scope": scope_id, "q_size": size, "q_now": utcnow()}
+        used, limit = db.session.execute(_GROWN, grown).one()
         if limit is not None and used > limit:
             usage = Usage(kind, _name(kind, owner_id), limit, used - size)
             raise QuotaExceeded(usage, digest, size)
 
 
-# The two statements of a charge, built once on the tables (Core, as upsert.py's): every blob
+# The statements of a charge, built once on the tables (Core, as upsert.py's): every blob
 # link and manifest row is charged, and building a statement costs as much as running it.
 _SCOPE_ROWS, _CONTENT_ROWS = QuotaScope.__table__, QuotaContent.__table__
 _GROWN = (
@@ -188,25 +195,23 @@ _GROWN = (
 )
 
 
-def _counted() -> Executable:
-    """One more reference to a digest in a scope; the new count."""
+def _counted(scopes: int) -> Executable:
+    """One more reference to a digest in each of `scopes` scopes, in one statement, their rows
+    in the order given (the scopes' lock order); (scope id, new count) for each."""
 
     def build(insert) -> Executable:
+        row = {"digest": bindparam("q_digest"), "refs": 1, "size": bindparam("q_size")}
+        rows = [{"scope_id": bindparam(f"q_scope{i}"), **row} for i in range(scopes)]
         return (
             insert(_CONTENT_ROWS)
-            .values(
-                scope_id=bindparam("q_scope"),
-                digest=bindparam("q_digest"),
-                refs=1,
-                size=bindparam("q_size"),
-            )
+            .values(rows)
             .on_conflict_do_update(
                 index_elements=["scope_id", "digest"], set_={"refs": _CONTENT_ROWS.c.refs + 1}
             )
-            .returning(_CONTENT_ROWS.c.refs)
+            .returning(_CONTENT_ROWS.c.scope_id, _CONTENT_ROWS.c.refs)
         )
 
-    return built_insert("quota charge", build)
+    return built_insert(("quota charge", scopes), build)
 
 
 def release(registry_ids: Iterable[int], digest: str) -> None:
