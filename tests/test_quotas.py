@@ -282,6 +282,19 @@ def test_deletion_and_gc_give_the_space_back(srv):
     assert used(srv, "qgc") == 0
 
 
+def test_content_pushed_again_is_held_once(srv):
+    """A blob pushed again into a repository that holds it adds no reference: deleting it once
+    gives its space back."""
+    new_org(srv, "qagain", "main")
+    c = OCIClient(srv.url, "admin", srv.users["admin"])
+    layer = b"pushed twice" * 50
+    digest = c.push_blob("qagain/main/app", layer)
+    assert c.push_blob("qagain/main/app", layer) == digest
+    assert used(srv, "qagain", "main") == used(srv, "qagain") == len(layer)
+    assert c.request("DELETE", f"/v2/qagain/main/app/blobs/{digest}").status_code == 202
+    assert used(srv, "qagain", "main") == used(srv, "qagain") == 0
+
+
 def test_content_kept_elsewhere_stops_counting_where_it_was_deleted(srv):
     new_org(srv, "qkeep", "main")
     new_org(srv, "qkeep2", "main")

@@ -39,7 +39,10 @@ def _built(
     def build(insert):
         stmt = insert(model.__table__).values({c: bindparam(c) for c in columns})
         if kind == "ignore":
+            # Its rowcount says whether the row was new: drivers report an INSERT's only when
+            # asked (psycopg gives -1 otherwise, which reads as "inserted").
             stmt = stmt.on_conflict_do_nothing(index_elements=conflict)
+            stmt = stmt.execution_options(preserve_rowcount=True)
         else:
             stmt = stmt.on_conflict_do_update(
                 index_elements=conflict, set_={k: stmt.excluded[k] for k in update}
