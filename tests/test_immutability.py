@@ -3,8 +3,12 @@ a protected tag with the rule named, the identical manifest pushed again allowed
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 import requests
+from sqlalchemy import create_engine, text
 
 from tests.support.client import OCIClient
 from tests.support.server import running_server
@@ -88,3 +92,69 @@ def test_bad_input(srv):
         rules_url(srv), json={"pattern": "x*"}, auth=("alice", srv.users["alice"]), timeout=30
     )
     assert r.status_code == 403
+
+
+def test_a_protected_tag_created_by_a_concurrent_push_is_not_moved(srv):
+    """Two pushes create one protected tag at once: the one that commits second must see the
+    other's tag and be refused, not move it (on PostgreSQL its read came before the other's
+    commit). The first push is played by a transaction held open by hand, since no client can
+    pause a push between its insert and its commit."""
+    c = OCIClient(srv.url, "admin", srv.users["admin"])
+    repo = f"{REPO}-race"
+    first, _ = c.push_image(repo, "first", [b"race one"])
+    c.push_image(repo, "second", [b"race two"])
+    second = c.request("GET", f"/v2/{repo}/manifests/second").content
+    r = requests.post(rules_url(srv), json={"pattern": "race-*"}, auth=admin(srv), timeout=30)
+    assert r.status_code == 201, r.text
+    [(repo_id, manifest_id)] = srv.sql(
+        "SELECT m.repository_id, m.id FROM manifests m JOIN repositories r "
+        "ON r.id = m.repository_id WHERE r.name = ? AND m.digest = ?",
+        repo,
+        first,
+    )
+    engine = create_engine(srv.database_url())
+    answers: list[requests.Response] = []
+    try:
+        with engine.connect() as other:
+            other.execute(
+                text(
+                    "INSERT INTO tags (repository_id, name, manifest_id, updated_at, pushed_by) "
+                    "VALUES (:repo, 'race-1', :manifest, CURRENT_TIMESTAMP, 'other')"
+                ),
+                {"repo": repo_id, "manifest": manifest_id},
+            )
+            push = threading.Thread(
+                target=lambda: answers.append(
+                    c.request(
+                        "PUT",
+                        f"/v2/{repo}/manifests/race-1",
+                        data=second,
+                        headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+                    )
+                )
+            )
+            push.start()
+            _until_a_writer_waits(other, push)
+            other.commit()
+        push.join(60)
+    finally:
+        engine.dispose()
+    assert answers and answers[0].status_code == 403, answers and answers[0].text
+    assert answers[0].json()["errors"][0]["code"] == "DENIED"
+    r = c.request("GET", f"/v2/{repo}/manifests/race-1", headers={"Accept": "*/*"})
+    assert r.headers["Docker-Content-Digest"] == first
+
+
+def _until_a_writer_waits(conn, push: threading.Thread) -> None:
+    """Until the push waits for the open transaction: on PostgreSQL a backend waiting on a lock
+    (its tag read is then behind it); SQLite's writers queue on the database lock itself."""
+    if conn.dialect.name != "postgresql":
+        time.sleep(1)
+        return
+    waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+    deadline = time.monotonic() + 30
+    while push.is_alive() and time.monotonic() < deadline:
+        with conn.engine.connect() as probe:
+            if probe.execute(waiting).scalar_one():
+                return
+        time.sleep(0.05)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import re
 from fnmatch import fnmatchcase
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 
 from app.access import audit
 from app.errors import Invalid, NotFound
-from app.models import Registry, Repository, Tag, TagRule, db
+from app.models import Registry, Repository, TagRule, db
 from app.registry.errors import RegistryError
 
 # Tag characters plus the glob's * and ?; no brackets, so a pattern reads as it matches.
@@ -36,21 +36,10 @@ def _refuse(tag: str, pattern: str, what: str) -> RegistryError:
     )
 
 
-# Built once: every tag a push names is read through it.
-_POINTS_AT = select(Tag.manifest_id).where(
-    Tag.repository_id == bindparam("repo"), Tag.name == bindparam("tag")
-)
-
-
-def points_at(repo: Repository, tag: str) -> int | None:
-    """The id of the manifest a tag points at now."""
-    return db.session.execute(_POINTS_AT, {"repo": repo.id, "tag": tag}).scalar_one_or_none()
-
-
 def guard_move(repo: Repository, tag: str, manifest_id: int, current: int | None) -> None:
     """Refuse pointing an existing protected tag (now at `current`) at another manifest. The
-    caller reads `current` just before it writes the tag: on PostgreSQL a push that waited on
-    another's lock of an earlier tag then sees what that push committed."""
+    caller reads `current` just before it writes the tag, and again when a concurrent push
+    created it meanwhile (`manifest_store._point`)."""
     if current is None or current == manifest_id:
         return
     if (pattern := rule_for(repo.registry_id, tag)) is not None:

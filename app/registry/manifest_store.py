@@ -13,6 +13,7 @@ from app.models import Blob, Manifest, ManifestReference, Repository, Tag, db
 from app.models.base import execute_flushed, utcnow
 from app.models.ordering import bytewise
 from app.models.upsert import (
+    insert_ignore,
     insert_ignore_many,
     insert_ignore_returning,
     upsert,
@@ -212,23 +213,28 @@ def put(
     # One order for every writer: two pushes naming the same tags lock their rows alike
     # instead of deadlocking on PostgreSQL.
     for i, tag in enumerate(tags):
-        # The read above is the first tag's, made just before its write. A later tag is read
-        # again after the writes before it: on PostgreSQL one may have waited for another
-        # push of that tag, and the guard must see what that push committed.
-        current = before.get(tag, _UNTAGGED)[0] if i == 0 else immutability.points_at(repo, tag)
-        immutability.guard_move(repo, tag, manifest_id, current)
-        upsert(
-            Tag,
-            ["repository_id", "name"],
-            ["manifest_id", "updated_at", "pushed_by"],
-            repository_id=repo.id,
-            name=tag,
-            manifest_id=manifest_id,
-            updated_at=utcnow(),
-            pushed_by=pusher(),
-        )
+        if i > 0:
+            # The read above is the first tag's, made just before its write. A later tag is
+            # read again after the writes before it: on PostgreSQL one may have waited for
+            # another push, and the guard must see what that push committed.
+            before[tag] = _tagged(repo, [tag]).get(tag, _UNTAGGED)
+        _point(repo, tag, manifest_id, before)
     _audit_push(repo, parsed, digest, tags, before)
     return digest, parsed
+
+
+def _point(repo: Repository, tag: str, manifest_id: int, before: dict) -> None:
+    """Point a tag at the manifest, unless that moves a protected tag. A tag absent when read is
+    only inserted if still absent: on PostgreSQL another push may have created it since (its
+    insert waited for that push's commit), and the tag is then judged, and audited, as a move."""
+    row = {"repository_id": repo.id, "name": tag, "manifest_id": manifest_id}
+    row |= {"updated_at": utcnow(), "pushed_by": pusher()}
+    if before.get(tag, _UNTAGGED)[0] is None:
+        if insert_ignore(Tag, ["repository_id", "name"], **row):
+            return
+        before[tag] = _tagged(repo, [tag]).get(tag, _UNTAGGED)
+    immutability.guard_move(repo, tag, manifest_id, before.get(tag, _UNTAGGED)[0])
+    upsert(Tag, ["repository_id", "name"], ["manifest_id", "updated_at", "pushed_by"], **row)
 
 
 def _held(repo: Repository, digest: str) -> int | None:

@@ -73,14 +73,17 @@ class Server:
         )
         return out.stdout
 
+    def database_url(self) -> str:
+        return (
+            self.env.get("CARGOHOLD_DATABASE_URL") or f"sqlite:///{self.data_dir / 'cargohold.db'}"
+        )
+
     def sql(self, statement: str, *params) -> list[tuple]:
         """Run SQL against the server's database (tests use it to age rows, never to set up
         what the product's own interfaces can)."""
         from sqlalchemy import create_engine, text
 
-        url = (
-            self.env.get("CARGOHOLD_DATABASE_URL") or f"sqlite:///{self.data_dir / 'cargohold.db'}"
-        )
+        url = self.database_url()
         parts = statement.split("?")
         named = parts[0] + "".join(f":p{i}{part}" for i, part in enumerate(parts[1:]))
         engine = create_engine(url)
