@@ -3,9 +3,12 @@ and body timeouts. The bounds here are correctness bounds, far above any normal 
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import secrets
 import socket
 import threading
+import time
 
 import pytest
 import requests
@@ -125,3 +128,48 @@ def test_tls_probe_is_answered_in_plain_http(small_server):
         sock.sendall(bytes.fromhex("16030100c8010000c40303") + bytes(64))
         answer = _closed_by_server(sock)
     assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+
+
+def _poll(read, deadline: float = 20.0):
+    """`read()` until it gives something true (within the deadline), else None."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if value := read():
+            return value
+        time.sleep(0.1)
+    return None
+
+
+def test_a_body_in_flight_holds_no_write_transaction(server):
+    """What a request writes before its body (here an access token's first use) is committed
+    before the body streams: a client sending it at its own pace holds no row lock and, on
+    SQLite, not the database's one write lock, so others write meanwhile."""
+    alice = requests.Session()
+    alice.auth = ("alice", server.users["alice"])
+    r = alice.post(f"{server.url}/api/v1/tokens", json={"name": "slow-body"})
+    assert r.status_code == 201, r.text
+    token_id, secret = r.json()["id"], r.json()["token"]
+    pusher = OCIClient(server.url, "alice", server.users["alice"])
+    r = pusher.request("POST", "/v2/acme/main/slow-body/blobs/uploads/")
+    assert r.status_code == 202, r.text
+    body = secrets.token_bytes(1 << 20)
+    basic = base64.b64encode(f"alice:{secret}".encode()).decode()
+    sock = _connect(server)
+    try:
+        sock.sendall(
+            f"PATCH {r.headers['Location']} HTTP/1.1\r\nHost: cargohold\r\n"
+            f"Authorization: Basic {basic}\r\nContent-Type: application/octet-stream\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body[:4096]
+        )
+        # The token's use is committed while the body is still on its way...
+        used = "SELECT last_used_at FROM access_tokens WHERE id = ?"
+        assert _poll(lambda: server.sql(used, token_id)[0][0]), "written only with the body"
+        # ...and another client writes meanwhile, with that same token.
+        other = OCIClient(server.url, "alice", secret)
+        other.push_image("acme/main/slow-body/other", "v1", [b"meanwhile"])
+        sock.sendall(body[4096:])
+        answer = sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 202"), answer[:200]
+    finally:
+        sock.close()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Hashable
-from functools import lru_cache
 from typing import Generic, TypeVar
 from weakref import WeakKeyDictionary
 
@@ -71,7 +70,6 @@ def _after_statement(conn, _cursor, statement: str, *_args) -> None:
 _STAMP_TABLES = frozenset((*WATCHED_TABLES, PolicyStamp.__tablename__))
 
 
-@lru_cache(maxsize=1024)
 def may_move_stamp(statement: str) -> bool:
     """True unless the statement is a read, or a plain INSERT or UPDATE of a table no stamp
     trigger watches: a DELETE may cascade to a watched table, an INSERT or UPDATE cannot (no
@@ -80,7 +78,7 @@ def may_move_stamp(statement: str) -> bool:
     counts, audit events) keep the stamp read once."""
     if is_read(statement):
         return False
-    words = statement.split(None, 3)
+    words = statement.lstrip()[:256].split(None, 3)  # its head: a statement may be long
     verb = words[0].upper() if words else ""
     if verb == "INSERT" and len(words) > 2 and words[1].upper() == "INTO":
         table = words[2]
