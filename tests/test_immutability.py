@@ -10,6 +10,7 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
+from app.models.base import utcnow
 from tests.support.client import OCIClient
 from tests.support.server import running_server
 
@@ -106,55 +107,70 @@ def test_a_protected_tag_created_by_a_concurrent_push_is_not_moved(srv):
     second = c.request("GET", f"/v2/{repo}/manifests/second").content
     r = requests.post(rules_url(srv), json={"pattern": "race-*"}, auth=admin(srv), timeout=30)
     assert r.status_code == 201, r.text
+    rule = f"{rules_url(srv)}/{r.json()['id']}"
+    try:
+        _race_a_transaction_held_open(srv, c, repo, first, second)
+    finally:
+        requests.delete(rule, auth=admin(srv), timeout=30)
+
+
+def _race_a_transaction_held_open(srv, c: OCIClient, repo: str, first: str, second: bytes):
     [(repo_id, manifest_id)] = srv.sql(
         "SELECT m.repository_id, m.id FROM manifests m JOIN repositories r "
         "ON r.id = m.repository_id WHERE r.name = ? AND m.digest = ?",
         repo,
         first,
     )
-    engine = create_engine(srv.database_url())
     answers: list[requests.Response] = []
+
+    def push() -> None:
+        answers.append(
+            c.request(
+                "PUT",
+                f"/v2/{repo}/manifests/race-1",
+                data=second,
+                headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+                timeout=60,
+            )
+        )
+
+    engine = create_engine(srv.database_url())
     try:
         with engine.connect() as other:
             other.execute(
                 text(
                     "INSERT INTO tags (repository_id, name, manifest_id, updated_at, pushed_by) "
-                    "VALUES (:repo, 'race-1', :manifest, CURRENT_TIMESTAMP, 'other')"
+                    "VALUES (:repo, 'race-1', :manifest, :now, 'other')"
                 ),
-                {"repo": repo_id, "manifest": manifest_id},
+                {"repo": repo_id, "manifest": manifest_id, "now": utcnow()},
             )
-            push = threading.Thread(
-                target=lambda: answers.append(
-                    c.request(
-                        "PUT",
-                        f"/v2/{repo}/manifests/race-1",
-                        data=second,
-                        headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
-                    )
-                )
-            )
-            push.start()
-            _until_a_writer_waits(other, push)
+            pusher = threading.Thread(target=push, daemon=True)
+            pusher.start()
+            _until_the_push_waits(other, pusher)
             other.commit()
-        push.join(60)
+        pusher.join(90)
     finally:
         engine.dispose()
+    assert not pusher.is_alive(), "the push never finished"
     assert answers and answers[0].status_code == 403, answers and answers[0].text
     assert answers[0].json()["errors"][0]["code"] == "DENIED"
     r = c.request("GET", f"/v2/{repo}/manifests/race-1", headers={"Accept": "*/*"})
     assert r.headers["Docker-Content-Digest"] == first
 
 
-def _until_a_writer_waits(conn, push: threading.Thread) -> None:
-    """Until the push waits for the open transaction: on PostgreSQL a backend waiting on a lock
-    (its tag read is then behind it); SQLite's writers queue on the database lock itself."""
+def _until_the_push_waits(conn, pusher: threading.Thread) -> None:
+    """Until the push waits for the open transaction: on PostgreSQL a backend blocked by it (its
+    tag read is then behind it); SQLite's writers queue on the database lock itself."""
     if conn.dialect.name != "postgresql":
         time.sleep(1)
         return
-    waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+    mine = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    blocked = text("SELECT count(*) FROM pg_stat_activity WHERE :mine = ANY(pg_blocking_pids(pid))")
     deadline = time.monotonic() + 30
-    while push.is_alive() and time.monotonic() < deadline:
+    while pusher.is_alive() and time.monotonic() < deadline:
         with conn.engine.connect() as probe:
-            if probe.execute(waiting).scalar_one():
+            if probe.execute(blocked, {"mine": mine}).scalar_one():
                 return
         time.sleep(0.05)
+    # Finished without waiting: the assertions on its answer say why.
+    assert not pusher.is_alive(), "the push never waited for the open transaction"
