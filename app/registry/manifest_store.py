@@ -215,9 +215,9 @@ def put(
     for i, tag in enumerate(tags):
         if i > 0:
             # The read above is the first tag's, made just before its write. A later tag is
-            # read again after the writes before it: on PostgreSQL one may have waited for
-            # another push, and the guard must see what that push committed.
-            before[tag] = _tagged(repo, [tag]).get(tag, _UNTAGGED)
+            # read again after the writes before it (on PostgreSQL one may have waited for
+            # another push), so that its audit names what it pointed at just before.
+            before[tag] = _tag_now(repo, tag)
         _point(repo, tag, manifest_id, before)
     _audit_push(repo, parsed, digest, tags, before)
     return digest, parsed
@@ -229,11 +229,12 @@ def _point(repo: Repository, tag: str, manifest_id: int, before: dict) -> None:
     insert waited for that push's commit), and the tag is then judged, and audited, as a move."""
     row = {"repository_id": repo.id, "name": tag, "manifest_id": manifest_id}
     row |= {"updated_at": utcnow(), "pushed_by": pusher()}
-    if before.get(tag, _UNTAGGED)[0] is None:
+    current = before.get(tag, _UNTAGGED)
+    if current[0] is None:
         if insert_ignore(Tag, ["repository_id", "name"], **row):
             return
-        before[tag] = _tagged(repo, [tag]).get(tag, _UNTAGGED)
-    immutability.guard_move(repo, tag, manifest_id, before.get(tag, _UNTAGGED)[0])
+        current = before[tag] = _tag_now(repo, tag)
+    immutability.guard_move(repo, tag, manifest_id, current[0])
     upsert(Tag, ["repository_id", "name"], ["manifest_id", "updated_at", "pushed_by"], **row)
 
 
@@ -339,6 +340,11 @@ def _tagged(repo: Repository, tags: list[str]) -> dict[str, tuple[int, str]]:
         return {}
     rows = db.session.execute(_TAGGED, {"repository_id": repo.id, "tags": tags})
     return {name: (manifest_id, digest) for name, manifest_id, digest in rows}
+
+
+def _tag_now(repo: Repository, tag: str) -> tuple[int, str] | tuple[None, None]:
+    """Where one tag points now: (manifest id, digest), or _UNTAGGED."""
+    return _tagged(repo, [tag]).get(tag, _UNTAGGED)
 
 
 def _audit_push(repo, parsed, digest: str, tags: list[str], before: dict) -> None:
