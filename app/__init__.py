@@ -22,11 +22,12 @@ PYPI_PATH = re.compile(r"/api/v1/[^/]+/[^/]+/python(/|$)")
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     # WAL lets readers and the writer of several gunicorn workers proceed together;
-    # busy_timeout turns lock contention into a short wait instead of an error.
+    # busy_timeout turns lock contention into a short wait instead of an error, so it comes
+    # first: switching a new database to WAL needs a lock another starting process may hold.
     if type(dbapi_connection).__module__.startswith("sqlite3"):
         cur = dbapi_connection.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()

@@ -5,7 +5,6 @@ Each field of `Settings` is read from `CARGOHOLD_<FIELD>`; docs/configuration.md
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
@@ -15,7 +14,7 @@ from pathlib import Path
 from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from app.filemodes import private_dir, write_private
+from app.filemodes import private_dir, private_once
 
 PREFIX = "CARGOHOLD_"
 _TRUE = {"1", "true", "yes", "on"}
@@ -196,13 +195,5 @@ class Settings:
         """The JWT signing key: configured, or generated once and kept beside the data."""
         if self.token_key:
             return self.token_key
-        path = self.data_dir / "token-key"
-        if not path.exists():
-            private_dir(self.data_dir)
-            tmp = path.with_suffix(".tmp")
-            write_private(tmp, secrets.token_urlsafe(48))
-            # Two workers starting at once must agree on one key: the first link wins.
-            with contextlib.suppress(FileExistsError):
-                os.link(tmp, path)
-            tmp.unlink(missing_ok=True)
-        return path.read_text().strip()
+        private_dir(self.data_dir)
+        return private_once(self.data_dir / "token-key", lambda: secrets.token_urlsafe(48)).strip()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 # New files 0600 and folders 0700, including those libraries create (SQLite's -wal and -shm
@@ -37,3 +39,21 @@ def write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as f:
         f.write(text)
     path.chmod(0o600)
+
+
+def private_once(path: Path, make: Callable[[], str]) -> str:
+    """The text of `path`, written with `make()` by the first of several processes starting at
+    once (replicas, gunicorn workers): each writes a temporary file of its own, whole and
+    synced, and the first link into place wins; the others read the winner's text."""
+    if not path.exists():
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(make())
+                f.flush()
+                os.fsync(f.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
+    return path.read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import pty
 import stat
@@ -12,6 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from app.access import passwords
+from app.config import Settings
 from tests.support.client import OCIClient
 from tests.support.server import make_server
 
@@ -127,3 +129,33 @@ def test_bootstrap_names_come_from_the_environment(tmp_path):
     assert "Generated password" not in out
     assert not (tmp_path / "admin-password").exists()
     assert "organisation 'initech', registry initech/builds, admin 'root'" in out
+
+
+def _token_key_after(barrier, data_dir: str, answers) -> None:
+    settings = Settings.from_env({"CARGOHOLD_DATA_DIR": data_dir})
+    barrier.wait()
+    try:
+        answers.put(settings.resolved_token_key())
+    except Exception as error:  # noqa: BLE001 - the test shows what went wrong
+        answers.put(f"failed: {error!r}")
+
+
+def test_processes_starting_together_agree_on_one_generated_token_key(tmp_path):
+    """Replicas and gunicorn workers sharing a new data folder each start by reading the JWT
+    key, generating it if missing: none may fail, read a half-written key, or keep its own."""
+    forked = multiprocessing.get_context("fork")
+    for round_ in range(20):
+        data_dir, together = tmp_path / str(round_), 6
+        barrier, answers = forked.Barrier(together), forked.Queue()
+        starts = [
+            forked.Process(target=_token_key_after, args=(barrier, str(data_dir), answers))
+            for _ in range(together)
+        ]
+        for process in starts:
+            process.start()
+        keys = [answers.get(timeout=30) for _ in starts]
+        for process in starts:
+            process.join()
+        assert len(set(keys)) == 1 and len(keys[0]) >= 64, keys
+        assert (data_dir / "token-key").read_text() == keys[0]
+        assert [p.name for p in data_dir.iterdir()] == ["token-key"]
