@@ -30,8 +30,14 @@ def require_tool(name: str) -> str:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory) -> Server:
     backend = Backend()
-    # The CI identity tests run their OIDC issuers on loopback, which must be listed.
-    env = {**backend.env(), "CARGOHOLD_OIDC_ISSUERS": "http://127.0.0.1:*"}
+    # The CI identity tests run their OIDC issuers on loopback, which must be listed. Every
+    # test reaches this server from 127.0.0.1: the wrong passwords of all modules together must
+    # not use up one address's budget (the throttle tests run servers of their own).
+    env = {
+        **backend.env(),
+        "CARGOHOLD_OIDC_ISSUERS": "http://127.0.0.1:*",
+        "CARGOHOLD_LOGIN_MAX_FAILURES_PER_ADDRESS": "100000",
+    }
     srv = make_server(tmp_path_factory.mktemp("registry"), extra_env=env)
     srv.start()
     yield srv

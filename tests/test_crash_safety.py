@@ -38,8 +38,9 @@ def test_kill_during_upload_then_retry(tmp_path):
             "127.0.0.1", server.port, f"{location}?digest={digest}", token, len(data), 3_000_000
         )
         time.sleep(0.5)
-        # SIGKILL the whole server, workers included: no chance to clean up.
-        for pid in child_pids(server.proc.pid) + [server.proc.pid]:
+        # SIGKILL the whole server, workers included: no chance to clean up. The master first,
+        # or it would fork a worker in place of a killed one, which would outlive the test.
+        for pid in [server.proc.pid, *child_pids(server.proc.pid)]:
             os.kill(pid, signal.SIGKILL)
         server.proc.wait()
         sock.close()

@@ -43,10 +43,16 @@ def server_factory(tmp_path_factory):
         srv.stop()
 
 
+def written_lines(srv: Server) -> list[str]:
+    """The log's complete lines: the server may be appending the next one as we read."""
+    text = srv.log_path.read_text()
+    return text[: text.rfind("\n") + 1].splitlines()
+
+
 def access_records(srv: Server) -> list[dict]:
     """The JSON access records the server has written so far."""
     out = []
-    for line in srv.log_path.read_text().splitlines():
+    for line in written_lines(srv):
         if line.startswith("{"):
             record = json.loads(line)
             if record.get("logger") == "cargohold.access":
@@ -156,7 +162,8 @@ def test_readyz_follows_postgres_and_s3_outages(services, tmp_path):
         with services._admin() as conn:
             conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
             conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                # Waits (up to 10 s) for each session to end: a signalled one still answers.
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE datname = %s",
                 (name,),
             )
         try:
@@ -275,12 +282,16 @@ def test_metrics_add_up_every_worker(server_factory, tmp_path):
         assert codes == [200] * 8
         sent += 8
     assert all((metrics_dir / f"histogram_{pid}.db").exists() for pid in workers), "one worker idle"
-    # Whichever worker answers the scrape, it reports every worker's requests.
+    # Whichever worker answers the scrape, it reports every worker's requests (once the last
+    # ones are counted: a request is, when its response is closed, just after the client has it).
+    key = 'cargohold_http_requests_total{code="200",method="GET",route="ops.healthz"}'
+
+    def all_counted(m: dict[str, float]) -> None:
+        assert m[key] == sent
+
+    scrape_until(srv, all_counted)
     for _ in range(6):
-        m = scrape(srv)
-        assert (
-            m['cargohold_http_requests_total{code="200",method="GET",route="ops.healthz"}'] == sent
-        )
+        all_counted(scrape(srv))
 
 
 def test_metrics_token(server_factory):
@@ -331,7 +342,7 @@ def test_json_access_log_with_request_id_round_trip(server_factory):
     # Without one, one is made.
     assert re.fullmatch(r"[0-9a-f]{32}", requests.get(f"{srv.url}/healthz").headers["X-Request-ID"])
     # Every line the server wrote in JSON mode is one JSON object (gunicorn's own aside).
-    app_lines = [line for line in srv.log_path.read_text().splitlines() if not line.startswith("[")]
+    app_lines = [line for line in written_lines(srv) if not line.startswith("[")]
     assert app_lines and all(json.loads(line) for line in app_lines)
 
 

@@ -77,7 +77,7 @@ def send_partial_patch(port: int, path: str, token: str, first: int, body: bytes
 
 
 def kill(server: Server) -> None:
-    for pid in child_pids(server.proc.pid) + [server.proc.pid]:
+    for pid in [server.proc.pid, *child_pids(server.proc.pid)]:
         os.kill(pid, signal.SIGKILL)
     server.proc.wait()
 

@@ -18,11 +18,14 @@ from tests.support.server import Server, child_pids, running_server
 
 CONNECTIONS = 8
 REQUEST = b"GET /healthz HTTP/1.1\r\nHost: cargohold\r\n\r\n"
+# Answered connections wait idle while the rest are opened: on a slow machine that can outlast
+# the default 5 s keep-alive, and a connection the server closed would leave the count.
+PATIENT = {"CARGOHOLD_KEEPALIVE": "120"}
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[Server]:
-    with running_server(tmp_path_factory.mktemp("balance"), workers=2) as srv:
+    with running_server(tmp_path_factory.mktemp("balance"), PATIENT, workers=2) as srv:
         _both_serving(srv)
         yield srv
 
@@ -118,7 +121,7 @@ def test_a_stopped_worker_does_not_hold_back_the_other(tmp_path: Path):
     """A worker that stops turning its loop (stopped, hung, killed) leaves the average: the
     other takes every connection after a few seconds at most, instead of waiting for a share
     the stopped one will never take."""
-    with running_server(tmp_path, workers=2) as srv:
+    with running_server(tmp_path, PATIENT, workers=2) as srv:
         _both_serving(srv)
         stopped = child_pids(srv.proc.pid)[0]
         os.kill(stopped, signal.SIGSTOP)
@@ -133,7 +136,7 @@ def test_a_stopped_worker_does_not_hold_back_the_other(tmp_path: Path):
 
 
 def test_a_worker_alone_accepts_everything(tmp_path: Path):
-    with running_server(tmp_path, workers=1) as single, _open(single, burst=False):
+    with running_server(tmp_path, PATIENT, workers=1) as single, _open(single, burst=False):
         assert _connections_per_worker(single) == [CONNECTIONS]
 
 

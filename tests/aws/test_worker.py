@@ -261,15 +261,16 @@ def test_slow_work_keeps_its_message_hidden(app, moto, pool, queues):
     seen_meanwhile: list[int] = []
 
     def before(_message):
-        # Longer than the visibility timeout: only the heartbeats keep it hidden.
-        time.sleep(7)
+        # Longer than the visibility timeout: only the heartbeats keep it hidden (every 2 s, so
+        # a stall of up to 4 s on a loaded machine is still covered).
+        time.sleep(13)
         answer = moto.client("sqs").receive_message(
             QueueUrl=queues.url, MaxNumberOfMessages=10, WaitTimeSeconds=0
         )
         seen_meanwhile.append(len(answer.get("Messages", [])))
 
     extended = metric("cargohold_worker_visibility_extensions_total", outcome="extended")
-    make_worker(app, moto, queues, visibility=3, before=before).poll()
+    make_worker(app, moto, queues, visibility=6, before=before).poll()
     assert seen_meanwhile == [0]
     assert metric("cargohold_worker_visibility_extensions_total", outcome="extended") > extended
     assert len(users_with(message["sub"])) == 1
@@ -324,7 +325,8 @@ def wait_for_log(path, text: str, proc, timeout: float = 60) -> list[dict]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         lines = []
-        for line in path.read_text().splitlines():
+        written = path.read_text()
+        for line in written[: written.rfind("\n") + 1].splitlines():  # the last: half written?
             try:
                 lines.append(json.loads(line))
             except ValueError:

@@ -309,7 +309,7 @@ def test_yank_unyank_and_delete_python_file(console_for, server, tmp_path):
 def strict_server(tmp_path_factory):
     limits = {
         **login_throttle(per_account=3, per_address=100),
-        "CARGOHOLD_CONSOLE_IDLE_TIMEOUT": "2",
+        "CARGOHOLD_CONSOLE_IDLE_TIMEOUT": "5",
         # As behind a TLS-terminating proxy.
         "CARGOHOLD_PUBLIC_URL": "https://registry.example.test",
     }
@@ -337,7 +337,7 @@ def test_idle_sessions_end(strict_server):
     c = Console(strict_server.url)
     c.sign_in("victor", strict_server.users["victor"])
     assert c.get("/account").status_code == 200
-    time.sleep(3)  # longer than the configured idle timeout of 2 seconds
+    time.sleep(7)  # longer than the configured idle timeout of 5 seconds
     assert c.get("/account").status_code == 302
 
 
