@@ -133,7 +133,7 @@ def test_bootstrap_names_come_from_the_environment(tmp_path):
 
 def _token_key_after(barrier, data_dir: str, answers) -> None:
     settings = Settings.from_env({"CARGOHOLD_DATA_DIR": data_dir})
-    barrier.wait()
+    barrier.wait(timeout=30)
     try:
         answers.put(settings.resolved_token_key())
     except Exception as error:  # noqa: BLE001 - the test shows what went wrong
@@ -148,14 +148,19 @@ def test_processes_starting_together_agree_on_one_generated_token_key(tmp_path):
         data_dir, together = tmp_path / str(round_), 6
         barrier, answers = forked.Barrier(together), forked.Queue()
         starts = [
-            forked.Process(target=_token_key_after, args=(barrier, str(data_dir), answers))
+            forked.Process(
+                target=_token_key_after, args=(barrier, str(data_dir), answers), daemon=True
+            )
             for _ in range(together)
         ]
         for process in starts:
             process.start()
-        keys = [answers.get(timeout=30) for _ in starts]
-        for process in starts:
-            process.join()
+        try:
+            keys = [answers.get(timeout=30) for _ in starts]
+        finally:
+            for process in starts:
+                process.join(timeout=10)
+                process.kill()  # a no-op for those that ended
         assert len(set(keys)) == 1 and len(keys[0]) >= 64, keys
         assert (data_dir / "token-key").read_text() == keys[0]
         assert [p.name for p in data_dir.iterdir()] == ["token-key"]

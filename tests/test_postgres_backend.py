@@ -6,6 +6,7 @@ own in the shared bucket, so these tests never see each other's rows or objects.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -78,7 +79,8 @@ def send_partial_patch(port: int, path: str, token: str, first: int, body: bytes
 
 def kill(server: Server) -> None:
     for pid in [server.proc.pid, *child_pids(server.proc.pid)]:
-        os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # a worker orphaned may be gone
+            os.kill(pid, signal.SIGKILL)
     server.proc.wait()
 
 

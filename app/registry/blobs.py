@@ -80,8 +80,9 @@ def record(digest: str, size: int) -> None:
     """Claim the row for content about to be stored (or already stored): call it before
     writing the object, so the collector cannot delete the object underneath. The row is
     committed only with the rest of the transaction, after the object is in the store."""
-    if not insert_ignore(Blob, ["digest"], digest=digest, size=size):
-        # A row of ours is live and no one else's until we commit; one found may be dying.
+    if insert_ignore(Blob, ["digest"], digest=digest, size=size) != 1:
+        # A row of ours is live and no one else's until we commit; one found may be dying (and
+        # a count the driver could not tell is read as found).
         require_live(digest)
 
 
