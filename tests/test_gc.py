@@ -473,6 +473,58 @@ def test_reconcile_removes_objects_without_rows(gc_server):
     pull_completely(c, "acme/main/rec/app", digest)
 
 
+def test_reconcile_never_deletes_an_object_a_push_claims_meanwhile(gc_server):
+    """An orphaned object whose content a client uploads again: the push finds the object in
+    place and writes only its row. Between the reconcile pass's look at the rows and its
+    deletion, that push must either keep the object or be refused, never be left with a row
+    whose object is gone."""
+    srv = gc_server
+    orphan, data = digest_of(b"orphan claimed again"), b"orphan claimed again"
+    saved = dict(os.environ)
+    os.environ.update(srv.env)
+    try:
+        from app import create_app
+        from app.config import Settings
+        from app.models.transaction import unit_of_work
+        from app.registry import blobs, gc
+        from app.registry.errors import RegistryError
+
+        app = create_app(Settings.from_env())
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    store = app.extensions["cargohold.store"]
+    store.put(orphan, data)
+    outcome: list[str] = []
+
+    def push_claims(digest: str) -> None:
+        with app.app_context():
+            try:
+                with unit_of_work():
+                    blobs.record(digest, len(data))
+                outcome.append("recorded")
+            except RegistryError as error:
+                outcome.append(error.code)
+
+    class ClaimedWhileDeleting:
+        """The store, with a push claiming the content just before the pass deletes it."""
+
+        def list_blobs(self):
+            return store.list_blobs()
+
+        def delete(self, digest: str) -> None:
+            claim = threading.Thread(target=push_claims, args=(digest,))
+            claim.start()
+            claim.join(timeout=60)
+            store.delete(digest)
+
+    with app.app_context():
+        gc.reconcile(ClaimedWhileDeleting())
+    assert outcome == ["BLOB_UNKNOWN"], outcome
+    assert srv.sql("SELECT state FROM blobs WHERE digest = ?", orphan) == []
+    assert orphan not in stored(srv)
+
+
 def test_index_records_references_of_older_manifests(gc_server):
     srv, c = gc_server, client(gc_server)
     digest = push(c, "acme/main/idx/app", "v1", [b"indexed layer"])

@@ -286,10 +286,16 @@ def reconcile(store: BlobStore, now: datetime | None = None) -> list[str]:
     def flush() -> None:
         known = set(db.session.execute(select(Blob.digest).where(Blob.digest.in_(batch))).scalars())
         db.session.rollback()
-        for digest in batch:
-            if digest not in known:
-                store.delete(digest)
-                removed.append(digest)
+        claimed = _claim_orphans(d for d in batch if d not in known)
+        for digest in claimed:
+            store.delete(digest)
+        if claimed:
+            # Objects first, rows after: a crash in between leaves rows the sweeper finishes.
+            with unit_of_work():
+                db.session.execute(
+                    delete(Blob).where(Blob.digest.in_(claimed), Blob.state == DELETING)
+                )
+            removed.extend(claimed)
         batch.clear()
 
     for digest, modified in store.list_blobs():
@@ -300,3 +306,16 @@ def reconcile(store: BlobStore, now: datetime | None = None) -> list[str]:
     if batch:
         flush()
     return removed
+
+
+def _claim_orphans(digests: Iterable[str]) -> list[str]:
+    """Rows `deleting` for objects no row knew, committed before any object goes. A push that
+    claims one of them meanwhile (its content uploaded again, the object found in place) either
+    wrote its row first, and the claim leaves that digest alone, or finds ours and is refused
+    (`blobs.require_live`) instead of committing a row whose object is then deleted."""
+    claimed = []
+    with unit_of_work():
+        for digest in sorted(set(digests)):  # the order every writer takes rows in
+            if insert_ignore(Blob, ["digest"], digest=digest, size=0, state=DELETING) == 1:
+                claimed.append(digest)
+    return claimed
