@@ -44,7 +44,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     # the ping is a round trip on every request.
     pre_ping = not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": pre_ping}
-    app.config["SECRET_KEY"] = settings.resolved_token_key()
+    token_key = settings.resolved_token_key()
+    app.config["SECRET_KEY"] = token_key
     # Blob bodies stream through request.stream; nothing may read them into form data.
     app.config["MAX_FORM_MEMORY_SIZE"] = 1024 * 1024
 
@@ -58,7 +59,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["cargohold.store"] = create_store(settings)
     app.extensions["cargohold.identity"] = _identity_provider(settings)
     app.extensions["cargohold.tokens"] = TokenIssuer(
-        key=settings.resolved_token_key(),
+        key=token_key,
         service=settings.service,
         ttl=settings.token_ttl,
         refresh_ttl=settings.refresh_ttl,

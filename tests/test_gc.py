@@ -455,17 +455,7 @@ def test_reconcile_removes_objects_without_rows(gc_server):
     digest = push(c, "acme/main/rec/app", "v1", [b"reconciled layer"])
     orphan = digest_of(b"orphan")
     # An object a crash left behind: in the store, no row.
-    saved = dict(os.environ)
-    os.environ.update(srv.env)
-    try:
-        from app import create_app
-        from app.config import Settings
-
-        app = create_app(Settings.from_env())
-        app.extensions["cargohold.store"].put(orphan, b"orphan")
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    srv.app().extensions["cargohold.store"].put(orphan, b"orphan")
     assert orphan in stored(srv)
     out = srv.flask("gc", "reconcile")
     assert "removed 1 orphaned object(s)" in out
@@ -480,19 +470,11 @@ def test_reconcile_never_deletes_an_object_a_push_claims_meanwhile(gc_server):
     whose object is gone."""
     srv = gc_server
     orphan, data = digest_of(b"orphan claimed again"), b"orphan claimed again"
-    saved = dict(os.environ)
-    os.environ.update(srv.env)
-    try:
-        from app import create_app
-        from app.config import Settings
-        from app.models.transaction import unit_of_work
-        from app.registry import blobs, gc
-        from app.registry.errors import RegistryError
+    app = srv.app()
+    from app.models.transaction import unit_of_work
+    from app.registry import blobs, gc
+    from app.registry.errors import RegistryError
 
-        app = create_app(Settings.from_env())
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
     store = app.extensions["cargohold.store"]
     store.put(orphan, data)
     outcome: list[str] = []

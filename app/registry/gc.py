@@ -190,7 +190,7 @@ def _remove(store: BlobStore, marked: list[tuple[str, int]], result: SweepResult
         store.delete(digest)
     with unit_of_work():
         gone = [d for d, _ in marked]
-        db.session.execute(delete(Blob).where(Blob.digest.in_(gone), Blob.state == DELETING))
+        _forget(gone)
         freed = sum(s for _, s in marked)
         _add_stats(len(gone), freed)
         # Content is global: its deletion is a site-wide event, by the collector.
@@ -286,15 +286,13 @@ def reconcile(store: BlobStore, now: datetime | None = None) -> list[str]:
     def flush() -> None:
         known = set(db.session.execute(select(Blob.digest).where(Blob.digest.in_(batch))).scalars())
         db.session.rollback()
-        claimed = _claim_orphans(d for d in batch if d not in known)
+        claimed = _claim_orphans([d for d in batch if d not in known])
         for digest in claimed:
             store.delete(digest)
         if claimed:
             # Objects first, rows after: a crash in between leaves rows the sweeper finishes.
             with unit_of_work():
-                db.session.execute(
-                    delete(Blob).where(Blob.digest.in_(claimed), Blob.state == DELETING)
-                )
+                _forget(claimed)
             removed.extend(claimed)
         batch.clear()
 
@@ -308,12 +306,19 @@ def reconcile(store: BlobStore, now: datetime | None = None) -> list[str]:
     return removed
 
 
-def _claim_orphans(digests: Iterable[str]) -> list[str]:
+def _forget(digests: list[str]) -> None:
+    """The rows of content whose objects are deleted."""
+    db.session.execute(delete(Blob).where(Blob.digest.in_(digests), Blob.state == DELETING))
+
+
+def _claim_orphans(digests: list[str]) -> list[str]:
     """Rows `deleting` for objects no row knew, committed before any object goes. A push that
     claims one of them meanwhile (its content uploaded again, the object found in place) either
     wrote its row first, and the claim leaves that digest alone, or finds ours and is refused
     (`blobs.require_live`) instead of committing a row whose object is then deleted."""
-    claimed = []
+    claimed: list[str] = []
+    if not digests:
+        return claimed
     with unit_of_work():
         for digest in sorted(set(digests)):  # the order every writer takes rows in
             if insert_ignore(Blob, ["digest"], digest=digest, size=0, state=DELETING) == 1:

@@ -231,7 +231,7 @@ def _point(repo: Repository, tag: str, manifest_id: int, before: dict) -> None:
     row |= {"updated_at": utcnow(), "pushed_by": pusher()}
     current = before.get(tag, _UNTAGGED)
     if current[0] is None:
-        if insert_ignore(Tag, ["repository_id", "name"], **row):
+        if insert_ignore(Tag, ["repository_id", "name"], **row) == 1:
             return
         current = before[tag] = _tag_now(repo, tag)
     immutability.guard_move(repo, tag, manifest_id, current[0])

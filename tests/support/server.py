@@ -73,6 +73,13 @@ class Server:
         )
         return out.stdout
 
+    def app(self):
+        """The application as the server's own `flask` commands build it, from its environment."""
+        from app import create_app
+        from app.config import Settings
+
+        return create_app(Settings.from_env(self.env))
+
     def database_url(self) -> str:
         return (
             self.env.get("CARGOHOLD_DATABASE_URL") or f"sqlite:///{self.data_dir / 'cargohold.db'}"
