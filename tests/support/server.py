@@ -74,11 +74,18 @@ class Server:
         return out.stdout
 
     def app(self):
-        """The application as the server's own `flask` commands build it, from its environment."""
+        """The application as the server's own `flask` commands build it, from its environment
+        (the object store's client takes its credentials from the process's, when made)."""
         from app import create_app
         from app.config import Settings
 
-        return create_app(Settings.from_env(self.env))
+        saved = os.environ.copy()
+        os.environ.update(self.env)
+        try:
+            return create_app(Settings.from_env())
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
 
     def database_url(self) -> str:
         return (
