@@ -36,7 +36,7 @@ class Backend:
 
 def _filesystem(tmp_path: Path) -> Backend:
     root = tmp_path / "storage"
-    make = lambda: FilesystemStore(root)  # noqa: E731
+    make = lambda: FilesystemStore(root, sendfile=True)  # noqa: E731
     make()
     return Backend(make, lambda: sorted(p.name for p in (root / "uploads").iterdir()))
 
@@ -118,6 +118,14 @@ def test_local_path_and_redirect_serve_the_content(store):
     if url is not None:
         r = requests.get(url, timeout=30)
         assert r.status_code == 200 and r.content == data
+
+
+def test_filesystem_offers_a_path_for_sendfile_only_when_told_to(tmp_path):
+    data = os.urandom(1000)
+    copying, sending = FilesystemStore(tmp_path), FilesystemStore(tmp_path, sendfile=True)
+    copying.put(digest(data), data)
+    assert copying.local_path(digest(data)) is None
+    assert sending.local_path(digest(data)).read_bytes() == data
 
 
 # ---- uploads --------------------------------------------------------------------------------

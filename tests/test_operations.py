@@ -346,8 +346,9 @@ def test_json_access_log_with_request_id_round_trip(server_factory):
     assert app_lines and all(json.loads(line) for line in app_lines)
 
 
-def test_access_log_counts_bytes_sent_by_sendfile(server_factory):
-    srv = server_factory(CARGOHOLD_LOG_FORMAT="json")
+@pytest.mark.parametrize("sendfile", ["false", "true"])
+def test_access_log_counts_bytes_sent_copied_or_by_sendfile(server_factory, sendfile):
+    srv = server_factory(CARGOHOLD_LOG_FORMAT="json", CARGOHOLD_SENDFILE=sendfile)
     client = OCIClient(srv.url, "alice", srv.users["alice"])
     layer = os.urandom(3 * MiB + 17)
     client.push_image("acme/main/sendfile/app", "v1", [layer])
@@ -367,6 +368,11 @@ def test_access_log_counts_bytes_sent_by_sendfile(server_factory):
     )
     assert r.status_code == 206 and r.content == layer[100:1124]
     assert wait_for_record(srv, "sf-2", 206)["bytes_sent"] == 1024
+    # A range past the first pieces, to the blob's last byte.
+    tail = f"bytes={2 * MiB + 5}-"
+    r = client.request("GET", f"/v2/acme/main/sendfile/app/blobs/{digest}", headers={"Range": tail})
+    assert r.status_code == 206 and r.content == layer[2 * MiB + 5 :]
+    assert r.headers["Content-Range"] == f"bytes {2 * MiB + 5}-{len(layer) - 1}/{len(layer)}"
 
 
 def test_text_access_log_is_the_default(server_factory):

@@ -32,7 +32,7 @@ class BlobStore(Protocol):
         """Size of the stored blob, or None when it is absent."""
 
     def local_path(self, digest: str) -> Path | None:
-        """A filesystem path to hand to sendfile, when the backend has one."""
+        """A filesystem path to hand to sendfile, when the backend has one and sends that way."""
 
     def redirect_url(self, digest: str) -> str | None:
         """A short-lived URL clients may fetch directly, when the backend offers one."""
@@ -78,7 +78,7 @@ def create_store(settings: Settings) -> BlobStore:
     if settings.storage == "filesystem":
         from app.storage.filesystem import FilesystemStore
 
-        return FilesystemStore(settings.data_dir / "storage")
+        return FilesystemStore(settings.data_dir / "storage", sendfile=settings.sendfile)
     if settings.storage == "s3":
         from app.storage.s3 import S3Store
 

@@ -15,8 +15,8 @@ from app.storage import Chunk
 
 
 class FilesystemStore:
-    def __init__(self, root: Path):
-        self.root = root
+    def __init__(self, root: Path, sendfile: bool = False):
+        self.root, self.sendfile = root, sendfile
         self.uploads = root / "uploads"
         # Blobs of private registries: the owner alone reads them (uploads are created 0600 and
         # become blobs by rename; put() writes through mkstemp, also 0600).
@@ -40,7 +40,7 @@ class FilesystemStore:
             return None
 
     def local_path(self, digest: str) -> Path | None:
-        return self._blob_path(digest)
+        return self._blob_path(digest) if self.sendfile else None
 
     def redirect_url(self, digest: str) -> str | None:
         return None

@@ -164,6 +164,15 @@ def test_blob_download_through_the_repository_link(console_for, content):
     # On S3 the answer is a redirect to a presigned URL, as for the protocols.
     r = c.get(f"/orgs/acme/main/r/{content.repo}/-/blobs/{content.config}", allow_redirects=True)
     assert r.status_code == 200 and b"amd64" in r.content
+    # The name asked for, filtered; a non-ASCII one also in RFC 8187's form beside an ASCII one.
+    named = c.get(
+        f"/orgs/acme/main/r/{content.repo}/-/blobs/{content.config}",
+        params={"filename": 'naïve "cfg";.json'},
+    )
+    assert named.status_code == 200 and named.content == r.content
+    assert named.headers["Content-Disposition"] == (
+        "inline; filename=naivecfg.json; filename*=UTF-8''na%C3%AFvecfg.json"
+    )
     zero = "sha256:" + "0" * 64
     assert c.get(f"/orgs/acme/main/r/{content.repo}/-/blobs/{zero}").status_code == 404
     assert c.get(f"/orgs/acme/main/r/{content.repo}/-/blobs/nonsense").status_code == 404
