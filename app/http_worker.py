@@ -264,4 +264,15 @@ class HeaderFirstWorker(ThreadWorker):
         # Every read of the body and write of the response waits this long for progress.
         conn.sock.settimeout(self.body_timeout)
         req.body = http_body.direct(req.body)
-        return super().handle_request(req, conn)
+        try:
+            return super().handle_request(req, conn)
+        except TimeoutError:
+            # The client stopped reading the answer: an everyday event (a closed laptop, a
+            # cancelled pull), worth a line, not gunicorn's traceback at ERROR. Closed.
+            log.warning(
+                "dropped %s %s: the client took nothing for %s s",
+                req.method,
+                req.path,
+                self.body_timeout,
+            )
+            return False

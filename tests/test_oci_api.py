@@ -7,6 +7,7 @@ import json
 import os
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -736,6 +737,27 @@ def test_unsupported_method(admin):
     assert r.status_code == 405 and error_code(r) == "UNSUPPORTED"
 
 
+def test_a_chunk_stamps_its_session_at_most_once_a_minute(server, admin):
+    """A PATCH is not a database write while the session's stamp is fresh: on SQLite every
+    write waits for the one writer."""
+    location = admin.request("POST", "/v2/acme/main/stamp/app/blobs/uploads/").headers["Location"]
+    upload_id = location.rstrip("/").split("/")[-1].split("?")[0]
+
+    def stamp():
+        return server.sql("SELECT updated_at FROM uploads WHERE id = ?", upload_id)[0][0]
+
+    opened = stamp()
+    r = admin.request("PATCH", location, data=b"first", headers={"Content-Range": "0-4"})
+    assert r.status_code == 202 and stamp() == opened
+    two_minutes_ago = (datetime.now(UTC) - timedelta(minutes=2)).strftime("%Y-%m-%d %H:%M:%S")
+    server.sql("UPDATE uploads SET updated_at = ? WHERE id = ?", two_minutes_ago, upload_id)
+    aged = stamp()
+    r = admin.request(
+        "PATCH", r.headers["Location"], data=b"second", headers={"Content-Range": "5-10"}
+    )
+    assert r.status_code == 202 and stamp() > aged
+
+
 def test_abandoned_uploads_are_swept(server, admin):
     repo = "acme/main/sweep/app"
     r = admin.request("POST", f"/v2/{repo}/blobs/uploads/")
@@ -743,10 +765,30 @@ def test_abandoned_uploads_are_swept(server, admin):
     r = admin.request("PATCH", old, data=b"abandoned", headers={"Content-Range": "0-8"})
     assert r.status_code == 202
     fresh = admin.request("POST", f"/v2/{repo}/blobs/uploads/").headers["Location"]
-    old_id = old.rstrip("/").split("/")[-1].split("?")[0]
-    server.sql("UPDATE uploads SET created_at = '2000-01-01 00:00:00' WHERE id = ?", old_id)
+    busy = admin.request("POST", f"/v2/{repo}/blobs/uploads/").headers["Location"]
+
+    def session_id(location: str) -> str:
+        return location.rstrip("/").split("/")[-1].split("?")[0]
+
+    long_ago = "2000-01-01 00:00:00"
+    server.sql(
+        "UPDATE uploads SET created_at = ?, updated_at = ? WHERE id = ?",
+        long_ago,
+        long_ago,
+        session_id(old),
+    )
+    # Opened long ago but still sending: its next chunk stamps it, and the sweep spares it.
+    server.sql(
+        "UPDATE uploads SET created_at = ?, updated_at = ? WHERE id = ?",
+        long_ago,
+        long_ago,
+        session_id(busy),
+    )
+    r = admin.request("PATCH", busy, data=b"still here", headers={"Content-Range": "0-9"})
+    assert r.status_code == 202
     out = server.flask("uploads", "sweep", "--older-than-hours", "24")
     assert "aborted 1 " in out
+    assert admin.request("GET", r.headers["Location"]).status_code == 204
     r = admin.request("PATCH", old, data=b"more", headers={"Content-Range": "9-12"})
     assert r.status_code == 404
     assert r.json()["errors"][0]["code"] == "BLOB_UPLOAD_UNKNOWN"

@@ -121,6 +121,58 @@ def test_stalled_body_is_dropped_and_its_thread_released(small_server):
     assert "Traceback" not in log, log[-3000:]
 
 
+@pytest.mark.parametrize("sendfile", ["false", "true"])
+def test_stalled_reader_is_dropped_and_its_thread_released(tmp_path, sendfile):
+    """Clients that ask for a blob and never read it hold a thread each only until the body
+    timeout, whether the blob is copied out or sent with sendfile."""
+    srv = make_server(
+        tmp_path,
+        extra_env={
+            "CARGOHOLD_STORAGE": "filesystem",  # S3 would answer with a redirect
+            "CARGOHOLD_SENDFILE": sendfile,
+            "CARGOHOLD_BODY_TIMEOUT": "3",
+            "CARGOHOLD_THREADS": "2",
+        },
+    )
+    srv.start(workers=2)
+    try:
+        admin = OCIClient(srv.url, "admin", srv.admin_password)
+        # Far more than the socket buffers on both sides hold, so the sender stays blocked.
+        digest = admin.push_blob("acme/main/stall/reader", secrets.token_bytes(64 * 1024 * 1024))
+        path = f"/v2/acme/main/stall/reader/blobs/{digest}"
+        assert admin.request("HEAD", path).status_code == 200
+        stalled = []
+        for _ in range(8):  # twice the four threads
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.settimeout(60)
+            sock.connect(("127.0.0.1", srv.port))
+            sock.sendall(
+                f"GET {path} HTTP/1.1\r\nHost: cargohold\r\n"
+                f"Authorization: Bearer {admin.tokens[path]}\r\n\r\n".encode()
+            )
+            stalled.append(sock)
+        try:
+            time.sleep(1)
+            # Every thread is stuck writing to a client that does not read; after the body
+            # timeout they are free again and the server answers.
+            started = time.monotonic()
+            assert requests.get(f"{srv.url}/v2/", timeout=60).status_code == 401
+            assert time.monotonic() - started < 30
+            for sock in stalled:
+                # The connection was closed under the client: what it buffered, then the end.
+                _closed_by_server(sock)
+        finally:
+            for sock in stalled:
+                sock.close()
+    finally:
+        srv.stop()
+    # One line for each, not a traceback.
+    log = srv.log_path.read_text()
+    assert "Traceback" not in log, log[-3000:]
+    assert log.count(f"dropped GET {path}: the client took nothing for 3") >= 4, log[-3000:]
+
+
 def test_tls_probe_is_answered_in_plain_http(small_server):
     """Clients that try TLS first (Go's, in podman, helm, docker) fall back to plain HTTP only
     when the answer is HTTP; waiting for a header block that never comes made them time out."""

@@ -44,6 +44,8 @@ class _HashCache:
 
 
 _hashes = _HashCache()
+# How stale a session's last-activity stamp may get before an append refreshes it.
+ACTIVITY_STAMP_EVERY = timedelta(minutes=1)
 
 
 def range_header(size: int) -> str:
@@ -115,8 +117,12 @@ def append(
         )
     if h is not None:
         _hashes.keep(upload.id, size, h)
-    upload.updated_at = upload.updated_at  # the onupdate stamp refreshes on flush
-    db.session.flush()
+    # The session's last activity, which the sweep goes by, kept to the minute: stamping every
+    # chunk would make each PATCH a write, which on SQLite queues behind the one writer.
+    now = utcnow()
+    if now - upload.updated_at >= ACTIVITY_STAMP_EVERY:
+        upload.updated_at = now
+        db.session.flush()
     return size
 
 
@@ -193,10 +199,11 @@ def cancel(store: BlobStore, upload: Upload) -> None:
 
 
 def sweep_abandoned(store: BlobStore, older_than: timedelta) -> int:
-    """Abort uploads opened longer ago than `older_than`: clients that vanished mid-push leave
-    sessions (and, on S3, multipart uploads) behind. Returns how many were removed."""
+    """Abort uploads with no activity for `older_than`: clients that vanished mid-push leave
+    sessions (and, on S3, multipart uploads) behind, while a long upload still sending chunks
+    is left to finish. Returns how many were removed."""
     cutoff = utcnow() - older_than
-    stale = db.session.execute(select(Upload).where(Upload.created_at < cutoff)).scalars().all()
+    stale = db.session.execute(select(Upload).where(Upload.updated_at < cutoff)).scalars().all()
     for upload in stale:
         cancel(store, upload)
     return len(stale)
