@@ -124,21 +124,18 @@ def send_blob(
         start, length, status = bounds[0], bounds[1] - bounds[0], 206
         headers["Content-Range"] = f"bytes {start}-{bounds[1] - 1}/{size}"
         headers["Content-Length"] = str(length)
-    blob = store.open(digest)
+    try:
+        blob = store.open(digest, start)
+    except FileNotFoundError:
+        # Collected between the caller's check and here: gone, as it would be a moment later.
+        raise NotFound(f"blob {digest} is no longer stored") from None
+    return Response(_pieces(blob, length), status=status, headers=headers)
 
-    return Response(_pieces(blob, start, length), status=status, headers=headers)
 
-
-def _pieces(blob: BinaryIO, start: int, length: int) -> Iterator[bytes]:
-    """`length` bytes of `blob` from `start`, a piece at a time. A file seeks to the start; a
-    reader that cannot (an S3 body) reads past it."""
+def _pieces(blob: BinaryIO, length: int) -> Iterator[bytes]:
+    """The first `length` bytes of `blob`, a piece at a time."""
     with blob:
-        skip, left = start, length
-        if skip and blob.seekable():
-            blob.seek(skip)
-            skip = 0
-        while skip and (data := blob.read(min(SEND_PIECE, skip))):
-            skip -= len(data)
+        left = length
         while left and (data := blob.read(min(SEND_PIECE, left))):
             left -= len(data)
             yield data

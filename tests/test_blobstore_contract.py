@@ -120,6 +120,14 @@ def test_local_path_and_redirect_serve_the_content(store):
         assert r.status_code == 200 and r.content == data
 
 
+def test_open_from_an_offset(store):
+    data = os.urandom(3 * MiB + 7)
+    store.put(digest(data), data)
+    for start in (0, 1, MiB + 3, len(data) - 1):
+        with store.open(digest(data), start) as f:
+            assert f.read() == data[start:]
+
+
 def test_filesystem_offers_a_path_for_sendfile_only_when_told_to(tmp_path):
     data = os.urandom(1000)
     copying, sending = FilesystemStore(tmp_path), FilesystemStore(tmp_path, sendfile=True)

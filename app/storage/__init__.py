@@ -37,7 +37,9 @@ class BlobStore(Protocol):
     def redirect_url(self, digest: str) -> str | None:
         """A short-lived URL clients may fetch directly, when the backend offers one."""
 
-    def open(self, digest: str) -> BinaryIO: ...
+    def open(self, digest: str, start: int = 0) -> BinaryIO:
+        """The blob's bytes from `start` (below its size) to its end: a range is read from
+        where it starts, not past everything before it."""
 
     def put(self, digest: str, data: bytes) -> None:
         """Store small content (manifests) whose digest the caller has already verified."""

@@ -45,8 +45,11 @@ class FilesystemStore:
     def redirect_url(self, digest: str) -> str | None:
         return None
 
-    def open(self, digest: str) -> BinaryIO:
-        return open(self._blob_path(digest), "rb")
+    def open(self, digest: str, start: int = 0) -> BinaryIO:
+        f = open(self._blob_path(digest), "rb")  # noqa: SIM115 - the caller closes it
+        if start:
+            f.seek(start)
+        return f
 
     def put(self, digest: str, data: bytes) -> None:
         target = self._blob_path(digest)

@@ -164,9 +164,12 @@ class S3Store:
             ExpiresIn=self.presign_ttl,
         )
 
-    def open(self, digest: str) -> BinaryIO:
+    def open(self, digest: str, start: int = 0) -> BinaryIO:
+        ranged = {"Range": f"bytes={start}-"} if start else {}
         try:
-            return self.s3.get_object(Bucket=self.bucket, Key=self._blob_key(digest))["Body"]
+            return self.s3.get_object(Bucket=self.bucket, Key=self._blob_key(digest), **ranged)[
+                "Body"
+            ]
         except ClientError as exc:
             if _missing(exc):
                 raise FileNotFoundError(digest) from None

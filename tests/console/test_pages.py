@@ -170,6 +170,11 @@ def test_blob_download_through_the_repository_link(console_for, content):
         params={"filename": 'naïve "cfg";.json'},
     )
     assert named.status_code == 200 and named.content == r.content
+    # A range is read from where it starts (on S3, a ranged read of the object).
+    tail = c.get(
+        f"/orgs/acme/main/r/{content.repo}/-/blobs/{content.config}", headers={"Range": "bytes=5-"}
+    )
+    assert tail.status_code == 206 and tail.content == r.content[5:]
     assert named.headers["Content-Disposition"] == (
         "inline; filename=naivecfg.json; filename*=UTF-8''na%C3%AFvecfg.json"
     )
