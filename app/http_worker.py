@@ -270,7 +270,7 @@ class HeaderFirstWorker(ThreadWorker):
             # The client stopped reading the answer: an everyday event (a closed laptop, a
             # cancelled pull), worth a line, not gunicorn's traceback at ERROR. Closed.
             log.warning(
-                "dropped %s %s: the client took nothing for %s s",
+                "dropped %s %s: sending the answer stalled for %s s",
                 req.method,
                 req.path,
                 self.body_timeout,

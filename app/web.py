@@ -86,18 +86,7 @@ def send_blob(
     base = {**(headers or {}), "Cache-Control": cache_control}
     path = store.local_path(digest)
     if path is not None and request.method != "HEAD":
-        # send_file hands the open file to wsgi.file_wrapper (sendfile under gunicorn) and
-        # answers Range and If-None-Match itself.
-        resp = send_file(
-            path,
-            mimetype="application/octet-stream",
-            download_name=filename,
-            conditional=True,
-            etag=digest,
-            max_age=None,
-        )
-        resp.headers.update(base)
-        return resp
+        return _sent_with_sendfile(path, digest, filename, base)
     etag = '"' + digest + '"'
     headers = {
         **base,
@@ -113,23 +102,60 @@ def send_blob(
         return Response(status=200, headers=headers)
     if redirect and (url := store.redirect_url(digest)):
         return Response(status=307, headers={**base, "Location": url})
-    if request.if_none_match.contains(digest):
+    if request.if_none_match.contains_weak(digest):
         return Response(status=304, headers={**base, "ETag": etag})
     start, length, status = 0, size, 200
     wanted, if_range = request.range, request.if_range
-    if wanted is not None and len(wanted.ranges) == 1 and if_range.etag in (None, digest):
-        bounds = wanted.range_for_length(size)
+    # One range (several are answered whole, as RFC 9110 allows), unless If-Range names other
+    # content; an empty blob has no range to give.
+    if size and wanted is not None and len(wanted.ranges) == 1 and if_range.etag in (None, digest):
+        bounds = _range_bounds(wanted.ranges[0], size)
         if bounds is None:
-            return Response(status=416, headers={"Content-Range": f"bytes */{size}"})
+            return Response(status=416, headers={**base, "Content-Range": f"bytes */{size}"})
         start, length, status = bounds[0], bounds[1] - bounds[0], 206
         headers["Content-Range"] = f"bytes {start}-{bounds[1] - 1}/{size}"
         headers["Content-Length"] = str(length)
     try:
         blob = store.open(digest, start)
     except FileNotFoundError:
-        # Collected between the caller's check and here: gone, as it would be a moment later.
-        raise NotFound(f"blob {digest} is no longer stored") from None
-    return Response(_pieces(blob, length), status=status, headers=headers)
+        raise _collected(digest) from None
+    resp = Response(_pieces(blob, length), status=status, headers=headers)
+    resp.call_on_close(blob.close)  # also when the body is never iterated
+    return resp
+
+
+def _sent_with_sendfile(path, digest: str, filename: str | None, base: dict) -> Response:
+    # send_file hands the open file to wsgi.file_wrapper (sendfile under gunicorn) and answers
+    # Range and If-None-Match itself.
+    try:
+        resp = send_file(
+            path,
+            mimetype="application/octet-stream",
+            download_name=filename,
+            conditional=True,
+            etag=digest,
+            max_age=None,
+        )
+    except FileNotFoundError:
+        raise _collected(digest) from None
+    resp.headers.update(base)
+    return resp
+
+
+def _collected(digest: str) -> NotFound:
+    # Deleted by the collector between the caller's check and the read: as gone as it would be
+    # a moment later.
+    return NotFound(f"blob {digest} is no longer stored")
+
+
+def _range_bounds(wanted: tuple[int, int | None], size: int) -> tuple[int, int] | None:
+    """A byte range as (first byte, end past the last), or None when no byte of the blob is in
+    it. A suffix longer than the blob is the whole blob (RFC 9110, 14.1.2)."""
+    start, end = wanted
+    if start < 0:
+        return max(size + start, 0), size
+    end = size if end is None else min(end, size)
+    return (start, end) if start < end else None
 
 
 def _pieces(blob: BinaryIO, length: int) -> Iterator[bytes]:

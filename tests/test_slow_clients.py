@@ -170,7 +170,7 @@ def test_stalled_reader_is_dropped_and_its_thread_released(tmp_path, sendfile):
     # One line for each, not a traceback.
     log = srv.log_path.read_text()
     assert "Traceback" not in log, log[-3000:]
-    assert log.count(f"dropped GET {path}: the client took nothing for 3") >= 4, log[-3000:]
+    assert log.count(f"dropped GET {path}: sending the answer stalled for 3") >= 4, log[-3000:]
 
 
 def test_tls_probe_is_answered_in_plain_http(small_server):

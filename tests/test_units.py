@@ -238,3 +238,31 @@ def test_issuer_rules(allowed, url, ok):
     else:
         with pytest.raises(FetchRefused):
             check_url(url, rules, resolve=False)
+
+
+class _Collected:
+    """A store whose blob went between the caller's check and the read."""
+
+    def __init__(self, path=None):
+        self.path = path
+
+    def local_path(self, digest: str):
+        return self.path
+
+    def redirect_url(self, digest: str) -> None:
+        return None
+
+    def open(self, digest: str, start: int = 0):
+        raise FileNotFoundError(digest)
+
+
+@pytest.mark.parametrize("sendfile", [False, True])
+def test_a_blob_collected_before_it_is_read_is_not_found(tmp_path, sendfile):
+    from flask import Flask
+
+    from app.errors import NotFound
+    from app.web import send_blob
+
+    store = _Collected(tmp_path / "gone" if sendfile else None)
+    with Flask(__name__).test_request_context("/"), pytest.raises(NotFound):
+        send_blob(store, "sha256:" + "0" * 64, 10, "no-store")  # type: ignore[arg-type]

@@ -13,7 +13,7 @@ from app import limits
 from app.access import audit
 from app.auth.credentials import current_caller
 from app.digests import CHUNK, is_digest
-from app.errors import CoreError
+from app.errors import CoreError, NotFound
 from app.gate import KINDS, Target, dispatches, kind, permits, requires
 from app.models import db
 from app.registry import (
@@ -144,7 +144,7 @@ def get_manifest(name: RepoName, reference: str):
         "ETag": f'"{manifest.digest}"',
         "Content-Type": manifest.media_type,
     }
-    if request.if_none_match.contains(manifest.digest):
+    if request.if_none_match.contains_weak(manifest.digest):
         return Response(status=304, headers=headers)
     if request.method == "HEAD":
         headers["Content-Length"] = str(manifest.size)
@@ -215,13 +215,18 @@ def get_blob(name: RepoName, digest: str):
         raise RegistryError("BLOB_UNKNOWN", f"blob {digest} is not in repository {name.full}")
     if request.method == "GET":
         audit.pulled(repo.registry_id, repo.name, "blob.pull", digest, {"size": size})
-    return send_blob(
-        store,
-        digest,
-        size,
-        "private, max-age=31536000, immutable",
-        headers={"Docker-Content-Digest": digest},
-    )
+    try:
+        return send_blob(
+            store,
+            digest,
+            size,
+            "private, max-age=31536000, immutable",
+            headers={"Docker-Content-Digest": digest},
+        )
+    except NotFound:  # collected since the check above
+        raise RegistryError(
+            "BLOB_UNKNOWN", f"blob {digest} is not in repository {name.full}"
+        ) from None
 
 
 @requires("delete", "repository")

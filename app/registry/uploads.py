@@ -7,7 +7,8 @@ import uuid
 from collections.abc import Iterable
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app import digests
 from app.access import Principal
@@ -46,6 +47,9 @@ class _HashCache:
 _hashes = _HashCache()
 # How stale a session's last-activity stamp may get before an append refreshes it.
 ACTIVITY_STAMP_EVERY = timedelta(minutes=1)
+# The stamp lags a session's activity by up to that minute: the sweep never takes sessions
+# idle for less than this, whatever it is asked.
+MIN_SWEEP_AGE = timedelta(minutes=10)
 
 
 def range_header(size: int) -> str:
@@ -102,6 +106,7 @@ def append(
                 "Docker-Upload-UUID": upload.id,
             },
         )
+    _note_activity(upload)
     h = _hashes.take(upload.id, offset)
     try:
         size = store.upload_append(upload.id, chunks, h.update if h else _ignore)
@@ -117,13 +122,25 @@ def append(
         )
     if h is not None:
         _hashes.keep(upload.id, size, h)
-    # The session's last activity, which the sweep goes by, kept to the minute: stamping every
-    # chunk would make each PATCH a write, which on SQLite queues behind the one writer.
-    now = utcnow()
-    if now - upload.updated_at >= ACTIVITY_STAMP_EVERY:
-        upload.updated_at = now
-        db.session.flush()
     return size
+
+
+def _note_activity(upload: Upload) -> None:
+    """Stamp the session's last activity, which the sweep goes by, before its body streams (a
+    long request is activity from its start). To the minute: stamping every chunk would make
+    each PATCH a write, which on SQLite queues behind the one writer."""
+    now = utcnow()
+    if now - upload.updated_at < ACTIVITY_STAMP_EVERY:
+        return
+    stamped = db.session.execute(
+        update(Upload)
+        .where(Upload.id == upload.id)
+        .values(updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if stamped != 1:  # swept since it was read
+        raise RegistryError("BLOB_UPLOAD_UNKNOWN", f"upload {upload.id!r} is not known")
+    set_committed_value(upload, "updated_at", now)
 
 
 def _ignore(_chunk: bytes) -> None:
@@ -199,10 +216,10 @@ def cancel(store: BlobStore, upload: Upload) -> None:
 
 
 def sweep_abandoned(store: BlobStore, older_than: timedelta) -> int:
-    """Abort uploads with no activity for `older_than`: clients that vanished mid-push leave
-    sessions (and, on S3, multipart uploads) behind, while a long upload still sending chunks
-    is left to finish. Returns how many were removed."""
-    cutoff = utcnow() - older_than
+    """Abort uploads with no activity for `older_than` (at least MIN_SWEEP_AGE): clients that
+    vanished mid-push leave sessions (and, on S3, multipart uploads) behind, while an upload
+    still sending requests is left to finish. Returns how many were removed."""
+    cutoff = utcnow() - max(older_than, MIN_SWEEP_AGE)
     stale = db.session.execute(select(Upload).where(Upload.updated_at < cutoff)).scalars().all()
     for upload in stale:
         cancel(store, upload)
