@@ -95,7 +95,7 @@ class Settings:
     oidc_fetch_timeout: float = 5.0
     # Blobs on the filesystem go out through sendfile(2) instead of being copied through the
     # process: less CPU per byte, but a receiver on the same host (a reverse proxy, a container
-    # bridge, loopback) takes sendfile's page-sized pieces more slowly (docs/benchmarks.md).
+    # bridge, loopback) was measured taking them more slowly (docs/benchmarks.md).
     sendfile: bool = False
     # S3 storage (CARGOHOLD_STORAGE=s3). Credentials come from the standard AWS chain.
     s3_bucket: str = ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import unicodedata
 from collections.abc import Iterator
+from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote
 
@@ -124,7 +125,7 @@ def send_blob(
     return resp
 
 
-def _sent_with_sendfile(path, digest: str, filename: str | None, base: dict) -> Response:
+def _sent_with_sendfile(path: Path, digest: str, filename: str | None, base: dict) -> Response:
     # send_file hands the open file to wsgi.file_wrapper (sendfile under gunicorn) and answers
     # Range and If-None-Match itself.
     try:
