@@ -649,7 +649,9 @@ def test_worker_pass_expires_abandoned_uploads_and_collects(gc_server):
     location = r.headers["Location"]
     r = c.request("PATCH", location, data=b"half of a layer")
     assert r.status_code == 202, r.text
-    srv.sql("UPDATE uploads SET created_at = '2000-01-01 00:00:00'")
+    srv.sql(
+        "UPDATE uploads SET created_at = '2000-01-01 00:00:00', updated_at = '2000-01-01 00:00:00'"
+    )
     digest = push(c, repo, "v1", [b"worker layer"])
     delete_manifest(c, repo, digest)
 
