@@ -142,7 +142,8 @@ class Settings:
     # how long a pushed layer waits for its manifest), and how many candidates one batch takes.
     gc_grace_seconds: int = 24 * 3600
     gc_batch_size: int = 500
-    # `flask gc worker`: seconds between passes; upload sessions older than this are aborted.
+    # `flask gc worker`: seconds between passes; upload sessions idle for longer than this (10
+    # minutes at least) are aborted.
     gc_interval_seconds: int = 60
     upload_max_age_seconds: int = 24 * 3600
     # Audit events older than this many days are purged by `flask gc worker` and `flask audit

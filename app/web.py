@@ -109,10 +109,16 @@ def send_blob(
     wanted, if_range = request.range, request.if_range
     # One range (several are answered whole, as RFC 9110 allows), unless If-Range names other
     # content; an empty blob has no range to give.
-    if size and wanted is not None and len(wanted.ranges) == 1 and if_range.etag in (None, digest):
+    if (
+        size
+        and wanted is not None
+        and wanted.units == "bytes"
+        and len(wanted.ranges) == 1
+        and if_range.etag in (None, digest)
+    ):
         bounds = _range_bounds(wanted.ranges[0], size)
         if bounds is None:
-            return Response(status=416, headers={**base, "Content-Range": f"bytes */{size}"})
+            return Response(status=416, headers={"Content-Range": f"bytes */{size}"})
         start, length, status = bounds[0], bounds[1] - bounds[0], 206
         headers["Content-Range"] = f"bytes {start}-{bounds[1] - 1}/{size}"
         headers["Content-Length"] = str(length)

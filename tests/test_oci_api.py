@@ -174,32 +174,6 @@ def test_range_and_conditional_blob_get(admin):
     etag = admin.request("GET", f"/v2/{name}/blobs/{digest}").headers["ETag"]
     r = admin.request("GET", f"/v2/{name}/blobs/{digest}", headers={"If-None-Match": etag})
     assert r.status_code == 304
-    # If-None-Match compares weakly (RFC 9110): a proxy may have weakened the tag.
-    r = admin.request("GET", f"/v2/{name}/blobs/{digest}", headers={"If-None-Match": "W/" + etag})
-    assert r.status_code == 304
-
-    def ranged(value: str, **more: str) -> requests.Response:
-        return admin.request("GET", f"/v2/{name}/blobs/{digest}", headers={"Range": value, **more})
-
-    r = ranged("bytes=-10")
-    assert r.status_code == 206 and r.content == data[-10:]
-    # A suffix longer than the blob is the whole blob.
-    r = ranged("bytes=-5000")
-    assert r.status_code == 206 and r.content == data
-    assert r.headers["Content-Range"] == f"bytes 0-{len(data) - 1}/{len(data)}"
-    r = ranged("bytes=1000-5000")
-    assert r.status_code == 206 and r.content == data[1000:]
-    r = ranged(f"bytes={len(data)}-")
-    assert r.status_code == 416 and r.headers["Content-Range"] == f"bytes */{len(data)}"
-    # Several ranges, or an If-Range naming other content: the whole blob.
-    assert ranged("bytes=0-1,5-6").content == data
-    other = '"sha256:' + "0" * 64 + '"'
-    r = ranged("bytes=0-9", **{"If-Range": other})
-    assert r.status_code == 200 and r.content == data
-    # An empty blob has no range to give: it is sent whole.
-    empty = admin.push_blob(name, b"")
-    r = admin.request("GET", f"/v2/{name}/blobs/{empty}", headers={"Range": "bytes=0-"})
-    assert r.status_code == 200 and r.content == b""
 
 
 @pytest.mark.inprocess

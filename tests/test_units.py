@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -266,3 +267,76 @@ def test_a_blob_collected_before_it_is_read_is_not_found(tmp_path, sendfile):
     store = _Collected(tmp_path / "gone" if sendfile else None)
     with Flask(__name__).test_request_context("/"), pytest.raises(NotFound):
         send_blob(store, "sha256:" + "0" * 64, 10, "no-store")  # type: ignore[arg-type]
+
+
+class _Memory:
+    """A store holding one blob in memory, streamed as a store without sendfile streams it."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def local_path(self, digest: str) -> None:
+        return None
+
+    def redirect_url(self, digest: str) -> None:
+        return None
+
+    def open(self, digest: str, start: int = 0) -> io.BytesIO:
+        return io.BytesIO(self.data[start:])
+
+
+_BLOB = bytes(range(256)) * 4
+_BLOB_DIGEST = digests.of_bytes(_BLOB)
+_OTHER_ETAG = '"sha256:' + "0" * 64 + '"'
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "body", "content_range"),
+    [
+        ({}, 200, _BLOB, None),
+        ({"If-None-Match": f'"{_BLOB_DIGEST}"'}, 304, b"", None),
+        # If-None-Match compares weakly (RFC 9110): a proxy may have weakened the tag.
+        ({"If-None-Match": f'W/"{_BLOB_DIGEST}"'}, 304, b"", None),
+        ({"If-None-Match": _OTHER_ETAG}, 200, _BLOB, None),
+        ({"Range": "bytes=10-19"}, 206, _BLOB[10:20], "bytes 10-19/1024"),
+        ({"Range": "bytes=1000-"}, 206, _BLOB[1000:], "bytes 1000-1023/1024"),
+        ({"Range": "bytes=1000-5000"}, 206, _BLOB[1000:], "bytes 1000-1023/1024"),
+        ({"Range": "bytes=-10"}, 206, _BLOB[-10:], "bytes 1014-1023/1024"),
+        # A suffix longer than the blob is the whole blob.
+        ({"Range": "bytes=-5000"}, 206, _BLOB, "bytes 0-1023/1024"),
+        ({"Range": "bytes=1024-"}, 416, b"", "bytes */1024"),
+        # Several ranges, another unit, an If-Range naming other content: the whole blob.
+        ({"Range": "bytes=0-1,5-6"}, 200, _BLOB, None),
+        ({"Range": "items=0-4"}, 200, _BLOB, None),
+        ({"Range": "bytes=0-9", "If-Range": _OTHER_ETAG}, 200, _BLOB, None),
+        (
+            {"Range": "bytes=0-9", "If-Range": f'"{_BLOB_DIGEST}"'},
+            206,
+            _BLOB[:10],
+            "bytes 0-9/1024",
+        ),
+    ],
+)
+def test_blob_ranges_and_conditionals(headers, status, body, content_range):
+    from flask import Flask
+
+    from app.web import send_blob
+
+    with Flask(__name__).test_request_context("/", headers=headers):
+        resp = send_blob(_Memory(_BLOB), _BLOB_DIGEST, len(_BLOB), "no-store")  # type: ignore[arg-type]
+        assert resp.status_code == status
+        assert resp.get_data() == body
+        assert resp.headers.get("Content-Range") == content_range
+        if status in (200, 206):
+            assert resp.headers["Content-Length"] == str(len(body))
+
+
+def test_an_empty_blob_is_sent_whole_whatever_range_is_asked():
+    from flask import Flask
+
+    from app.web import send_blob
+
+    empty = digests.of_bytes(b"")
+    with Flask(__name__).test_request_context("/", headers={"Range": "bytes=0-"}):
+        resp = send_blob(_Memory(b""), empty, 0, "no-store")  # type: ignore[arg-type]
+        assert resp.status_code == 200 and resp.get_data() == b""

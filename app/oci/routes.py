@@ -360,6 +360,10 @@ def _append_body(upload) -> int:
         raise RegistryError(
             "SIZE_INVALID", f"Content-Range covers {length} bytes, Content-Length is {announced}"
         )
+    if uploads.note_activity(upload):
+        # Now, not when the body starts: the store may make calls first (S3), and the stamp's
+        # write would hold SQLite's one write lock through them.
+        db.session.commit()
     return uploads.append(_store(), upload, _body_chunks(), first, length or announced)
 
 
@@ -372,7 +376,7 @@ def patch_upload(name: RepoName, upload_id: str):
         if exc.status == 416:
             exc.headers["Location"] = f"/v2/{name.full}/blobs/uploads/{upload_id}"
         raise
-    return Response(status=202, headers=_upload_headers(name, upload.id, size))
+    return Response(status=202, headers=_upload_headers(name, upload_id, size))
 
 
 @requires("push", "repository")

@@ -94,6 +94,9 @@ def append(
 ) -> int:
     """Append a chunk; `first` is its Content-Range start, which must be where we are. The
     pieces may be views of one buffer refilled for the next (`BlobStore.upload_append`)."""
+    # Read now: streaming commits, which expires the row, and reading it again would cost a
+    # query (and fail if the session was swept meanwhile).
+    upload_id = upload.id
     offset = size_of(store, upload)
     if first is not None and first != offset:
         raise RegistryError(
@@ -103,35 +106,35 @@ def append(
             headers={
                 "Range": range_header(offset),
                 "Location": "",
-                "Docker-Upload-UUID": upload.id,
+                "Docker-Upload-UUID": upload_id,
             },
         )
-    _note_activity(upload)
-    h = _hashes.take(upload.id, offset)
+    h = _hashes.take(upload_id, offset)
     try:
-        size = store.upload_append(upload.id, chunks, h.update if h else _ignore)
+        size = store.upload_append(upload_id, chunks, h.update if h else _ignore)
     except BaseException:
-        _hashes.drop(upload.id)
+        _hashes.drop(upload_id)
         raise
     if length is not None and size - offset != length:
         # The body was shorter than announced: keep what arrived, the client resumes from Range.
         raise RegistryError(
             "SIZE_INVALID",
             f"received {size - offset} bytes, announced {length}",
-            headers={"Range": range_header(size), "Docker-Upload-UUID": upload.id},
+            headers={"Range": range_header(size), "Docker-Upload-UUID": upload_id},
         )
     if h is not None:
-        _hashes.keep(upload.id, size, h)
+        _hashes.keep(upload_id, size, h)
     return size
 
 
-def _note_activity(upload: Upload) -> None:
-    """Stamp the session's last activity, which the sweep goes by, before its body streams (a
-    long request is activity from its start). To the minute: stamping every chunk would make
-    each PATCH a write, which on SQLite queues behind the one writer."""
+def note_activity(upload: Upload) -> bool:
+    """Stamp the session's last activity, which the sweep goes by: called before a request's
+    body streams (a long request is activity from its start). To the minute, since stamping
+    every chunk would make each PATCH a write, which on SQLite queues behind the one writer.
+    True when it wrote."""
     now = utcnow()
     if now - upload.updated_at < ACTIVITY_STAMP_EVERY:
-        return
+        return False
     stamped = db.session.execute(
         update(Upload)
         .where(Upload.id == upload.id)
@@ -141,6 +144,7 @@ def _note_activity(upload: Upload) -> None:
     if stamped != 1:  # swept since it was read
         raise RegistryError("BLOB_UPLOAD_UNKNOWN", f"upload {upload.id!r} is not known")
     set_committed_value(upload, "updated_at", now)
+    return True
 
 
 def _ignore(_chunk: bytes) -> None:
@@ -220,7 +224,13 @@ def sweep_abandoned(store: BlobStore, older_than: timedelta) -> int:
     vanished mid-push leave sessions (and, on S3, multipart uploads) behind, while an upload
     still sending requests is left to finish. Returns how many were removed."""
     cutoff = utcnow() - max(older_than, MIN_SWEEP_AGE)
-    stale = db.session.execute(select(Upload).where(Upload.updated_at < cutoff)).scalars().all()
-    for upload in stale:
-        cancel(store, upload)
-    return len(stale)
+    stale = db.session.execute(select(Upload.id).where(Upload.updated_at < cutoff)).scalars()
+    swept = 0
+    for upload_id in stale.all():
+        # Still idle as it goes: a request that stamped the session since the read keeps it.
+        idle = delete(Upload).where(Upload.id == upload_id, Upload.updated_at < cutoff)
+        if db.session.execute(idle).rowcount == 1:
+            store.upload_abort(upload_id)
+            _hashes.drop(upload_id)
+            swept += 1
+    return swept
