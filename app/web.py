@@ -166,12 +166,11 @@ def _range_bounds(wanted: tuple[int, int | None], size: int) -> tuple[int, int] 
 
 
 def _pieces(blob: BinaryIO, length: int) -> Iterator[bytes]:
-    """The first `length` bytes of `blob`, a piece at a time."""
-    with blob:
-        left = length
-        while left and (data := blob.read(min(SEND_PIECE, left))):
-            left -= len(data)
-            yield data
+    """The first `length` bytes of `blob`, a piece at a time (the response closes it)."""
+    left = length
+    while left and (data := blob.read(min(SEND_PIECE, left))):
+        left -= len(data)
+        yield data
 
 
 def _disposition(filename: str) -> str:

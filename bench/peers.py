@@ -295,23 +295,14 @@ def _cargohold_version() -> str:
 
 
 def _prepare_cargohold(server, registries: list[str]) -> str:
-    saved = os.environ.copy()
-    os.environ.update(server.env)
-    try:
-        from app import create_app
-        from app.access import access_tokens, tenancy
-        from app.config import Settings
-        from app.models.transaction import unit_of_work
+    from app.access import access_tokens, tenancy
+    from app.models.transaction import unit_of_work
 
-        app = create_app(Settings.from_env())
-        with app.app_context(), unit_of_work():
-            for name in registries:
-                tenancy.create_registry("acme", name, public=True)
-            _, secret = access_tokens.create(tenancy.find_user("alice"), "bench")
-            return secret
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    with server.app().app_context(), unit_of_work():
+        for name in registries:
+            tenancy.create_registry("acme", name, public=True)
+        _, secret = access_tokens.create(tenancy.find_user("alice"), "bench")
+        return secret
 
 
 # ---- pypiserver -----------------------------------------------------------------------------

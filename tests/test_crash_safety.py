@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import socket
 import time
 
 from tests.support.client import OCIClient, digest_of
-from tests.support.server import child_pids, make_server
+from tests.support.server import make_server
 
 
 def send_partial_upload(host: str, port: int, path: str, token: str, total: int, sent: int):
@@ -39,12 +36,7 @@ def test_kill_during_upload_then_retry(tmp_path):
             "127.0.0.1", server.port, f"{location}?digest={digest}", token, len(data), 3_000_000
         )
         time.sleep(0.5)
-        # SIGKILL the whole server, workers included: no chance to clean up. The master first,
-        # or it would fork a worker in place of a killed one, which would outlive the test.
-        for pid in [server.proc.pid, *child_pids(server.proc.pid)]:
-            with contextlib.suppress(ProcessLookupError):  # a worker orphaned may be gone
-                os.kill(pid, signal.SIGKILL)
-        server.proc.wait()
+        server.kill()
         sock.close()
 
         blobs = tmp_path / "data" / "storage" / "blobs"

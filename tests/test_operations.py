@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from tests.support.client import OCIClient
-from tests.support.server import BIN, ROOT, Server, child_pids, make_server
+from tests.support.server import BIN, ROOT, Server, child_pids, complete_lines, make_server
 from tests.support.services import Services, require_services, unique_prefix
 
 MiB = 1024 * 1024
@@ -43,16 +43,10 @@ def server_factory(tmp_path_factory):
         srv.stop()
 
 
-def written_lines(srv: Server) -> list[str]:
-    """The log's complete lines: the server may be appending the next one as we read."""
-    text = srv.log_path.read_text()
-    return text[: text.rfind("\n") + 1].splitlines()
-
-
 def access_records(srv: Server) -> list[dict]:
     """The JSON access records the server has written so far."""
     out = []
-    for line in written_lines(srv):
+    for line in complete_lines(srv.log_path):
         if line.startswith("{"):
             record = json.loads(line)
             if record.get("logger") == "cargohold.access":
@@ -342,7 +336,7 @@ def test_json_access_log_with_request_id_round_trip(server_factory):
     # Without one, one is made.
     assert re.fullmatch(r"[0-9a-f]{32}", requests.get(f"{srv.url}/healthz").headers["X-Request-ID"])
     # Every line the server wrote in JSON mode is one JSON object (gunicorn's own aside).
-    app_lines = [line for line in written_lines(srv) if not line.startswith("[")]
+    app_lines = [line for line in complete_lines(srv.log_path) if not line.startswith("[")]
     assert app_lines and all(json.loads(line) for line in app_lines)
 
 

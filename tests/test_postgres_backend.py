@@ -6,10 +6,8 @@ own in the shared bucket, so these tests never see each other's rows or objects.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import socket
 import threading
 import time
@@ -20,7 +18,7 @@ import pytest
 import requests
 
 from tests.support.client import OCIClient, digest_of
-from tests.support.server import Server, child_pids, free_port, make_server
+from tests.support.server import Server, free_port, make_server
 from tests.support.services import Services, require_services, unique_prefix
 
 MiB = 1024 * 1024
@@ -75,13 +73,6 @@ def send_partial_patch(port: int, path: str, token: str, first: int, body: bytes
         + body
     )
     return sock
-
-
-def kill(server: Server) -> None:
-    for pid in [server.proc.pid, *child_pids(server.proc.pid)]:
-        with contextlib.suppress(ProcessLookupError):  # a worker orphaned may be gone
-            os.kill(pid, signal.SIGKILL)
-    server.proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -344,7 +335,7 @@ def test_chunked_upload_hops_replicas_and_survives_a_killed_one(services, backen
         )
         upload_id = location.rsplit("/", 1)[1]
         wait_for_parts(services, f"{first.env['CARGOHOLD_S3_PREFIX']}/uploads/{upload_id}/", 2)
-        kill(first)
+        first.kill()
         sock.close()
 
         r = b.request("GET", location)

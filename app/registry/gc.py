@@ -316,9 +316,9 @@ def _claim_orphans(digests: list[str]) -> list[str]:
     claims one of them meanwhile (its content uploaded again, the object found in place) either
     wrote its row first, and the claim leaves that digest alone, or finds ours and is refused
     (`blobs.require_live`) instead of committing a row whose object is then deleted."""
-    claimed: list[str] = []
     if not digests:
-        return claimed
+        return []
+    claimed: list[str] = []
     with unit_of_work():
         for digest in sorted(set(digests)):  # the order every writer takes rows in
             if insert_ignore(Blob, ["digest"], digest=digest, size=0, state=DELETING) == 1:

@@ -213,10 +213,14 @@ def ingest(
 
 
 def cancel(store: BlobStore, upload: Upload) -> None:
-    store.upload_abort(upload.id)
-    _hashes.drop(upload.id)
+    _abort(store, upload.id)
     db.session.delete(upload)
     db.session.flush()
+
+
+def _abort(store: BlobStore, upload_id: str) -> None:
+    store.upload_abort(upload_id)
+    _hashes.drop(upload_id)
 
 
 def sweep_abandoned(store: BlobStore, older_than: timedelta) -> int:
@@ -230,7 +234,6 @@ def sweep_abandoned(store: BlobStore, older_than: timedelta) -> int:
         # Still idle as it goes: a request that stamped the session since the read keeps it.
         idle = delete(Upload).where(Upload.id == upload_id, Upload.updated_at < cutoff)
         if db.session.execute(idle).rowcount == 1:
-            store.upload_abort(upload_id)
-            _hashes.drop(upload_id)
+            _abort(store, upload_id)
             swept += 1
     return swept

@@ -22,7 +22,7 @@ from app.models import Invitation, Membership, Organisation, User, db
 from lambda_signup import handler as trigger
 from tests.aws.signup_events import Context
 from tests.support.moto import CREDENTIALS, create_queues
-from tests.support.server import ROOT, free_port
+from tests.support.server import ROOT, complete_lines, free_port
 from worker import metrics
 from worker.consumer import Worker
 
@@ -325,8 +325,7 @@ def wait_for_log(path, text: str, proc, timeout: float = 60) -> list[dict]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         lines = []
-        written = path.read_text()
-        for line in written[: written.rfind("\n") + 1].splitlines():  # the last: half written?
+        for line in complete_lines(path):
             try:
                 lines.append(json.loads(line))
             except ValueError:

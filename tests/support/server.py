@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -32,6 +34,12 @@ def child_pids(pid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 out.append(int(entry))
     return out
+
+
+def complete_lines(path: Path) -> list[str]:
+    """A log's complete lines: its writer may be appending the next one as we read."""
+    text = path.read_text()
+    return text[: text.rfind("\n") + 1].splitlines()
 
 
 def free_port() -> int:
@@ -140,6 +148,14 @@ class Server:
                 time.sleep(0.05)
             return
         raise RuntimeError("server did not start within 60s")
+
+    def kill(self) -> None:
+        """SIGKILL the whole server, workers included: no chance to clean up. The master first,
+        or it would fork a worker in place of a killed one, which would outlive the test."""
+        for pid in [self.proc.pid, *child_pids(self.proc.pid)]:
+            with contextlib.suppress(ProcessLookupError):  # a worker orphaned may be gone
+                os.kill(pid, signal.SIGKILL)
+        self.proc.wait()
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
